@@ -1,0 +1,31 @@
+"""hartutor: a Jupyter-first teaching toolkit for video Human Activity Recognition.
+
+Importing hartutor first applies the small compatibility shims in :mod:`hartutor._compat`
+(inert where torchvision and pytorchvideo work as shipped), so that torchvision, timm and
+pytorchvideo can be imported afterwards on a CPU-only torch.
+"""
+
+from __future__ import annotations
+
+from hartutor import _compat
+
+_compat.install()
+
+from hartutor.errors import (  # noqa: E402
+    DataError,
+    HartutorError,
+    VideoDecodeError,
+    VideoEncodeError,
+    WeightsError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError",
+    "HartutorError",
+    "VideoDecodeError",
+    "VideoEncodeError",
+    "WeightsError",
+    "__version__",
+]

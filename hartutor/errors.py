@@ -1,0 +1,28 @@
+"""Exceptions a hartutor user can meet, each naming the file or value and what to do."""
+
+from __future__ import annotations
+
+
+class HartutorError(Exception):
+    """Base class of every error hartutor raises on purpose."""
+
+
+class VideoDecodeError(HartutorError, ValueError):
+    """A video could not be read as asked: missing, not a video, truncated, too short..."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read video {self.path!r}: {reason}")
+
+
+class VideoEncodeError(HartutorError, RuntimeError):
+    """Frames could not be written to a video file."""
+
+
+class WeightsError(HartutorError, RuntimeError):
+    """Pretrained weights are missing, corrupt, or do not fit the model."""
+
+
+class DataError(HartutorError, RuntimeError):
+    """A dataset is missing or laid out differently from what was expected."""

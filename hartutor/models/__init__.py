@@ -1,0 +1,7 @@
+"""The models of the HAR timeline; each family in its own module, builders in a registry."""
+
+from __future__ import annotations
+
+from hartutor.models.registry import build_model, get_model_builder, list_models, register_model
+
+__all__ = ["build_model", "get_model_builder", "list_models", "register_model"]
