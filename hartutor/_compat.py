@@ -55,7 +55,8 @@ class CompatReport:
 
 
 _report = CompatReport()
-_op_library = None  # keeps the torch.library.Library alive: schemas vanish when it is collected
+# Keeps each torch.library.Library alive: its schemas vanish when it is garbage-collected.
+_op_libraries: dict[str, object] = {}
 
 
 def find_extension(package: str, name: str = "_C") -> Path | None:
@@ -80,15 +81,15 @@ def _load_with_torch(path: Path) -> None:
 def ensure_torchvision_ops(
     load_library: Callable[[Path], None] = _load_with_torch,
     namespace: str = "torchvision",
+    report: CompatReport | None = None,
 ) -> CompatReport:
     """Make ``import torchvision`` survive when its compiled ops cannot load.
 
     Loads the extension exactly as torchvision itself would (so a working install is
     unchanged); only if that raises ``OSError``/``ImportError`` are the missing operator
-    schemas defined. ``load_library`` and ``namespace`` exist for the tests.
+    schemas defined. ``load_library``, ``namespace`` and ``report`` exist for the tests.
     """
-    global _op_library
-    report = _report
+    report = _report if report is None else report
     if namespace in sys.modules:  # already imported: whatever happened, happened
         report.torchvision_installed = True
         return report
@@ -107,13 +108,12 @@ def ensure_torchvision_ops(
 
     import torch
 
-    if _op_library is None:
-        _op_library = torch.library.Library(namespace, "FRAGMENT")
+    library = _op_libraries.setdefault(namespace, torch.library.Library(namespace, "FRAGMENT"))
     for schema in _TORCHVISION_OP_SCHEMAS:
         op_name = schema.split("(", 1)[0]
         if hasattr(getattr(torch.ops, namespace), op_name):
             continue
-        _op_library.define(schema)
+        library.define(schema)
         report.defined_op_schemas.append(f"{namespace}::{op_name}")
     return report
 
@@ -124,7 +124,7 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, aliases: dict[str, str]):
         self.aliases = dict(aliases)
 
-    def find_spec(self, fullname, path=None, target=None):  # noqa: D102
+    def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.aliases:
             return None
         try:
@@ -134,10 +134,10 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec):  # noqa: D102
+    def create_module(self, spec):
         return None  # default module creation
 
-    def exec_module(self, module: types.ModuleType) -> None:  # noqa: D102
+    def exec_module(self, module: types.ModuleType) -> None:
         real = importlib.import_module(self.aliases[module.__name__])
         for key, value in vars(real).items():
             if not (key.startswith("__") and key.endswith("__")):
