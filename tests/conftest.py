@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 import hartutor  # noqa: F401  (applies the torchvision compatibility shim first)
+from hartutor.course import fixtures_dir as find_fixtures
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = Path(
-    os.environ.get("HARTUTOR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures")
-)
+SHARED_FIXTURES = find_fixtures(REPO_ROOT) or REPO_ROOT.parent / "shared" / "fixtures"
 
 
 def _require(path: Path) -> Path:

@@ -1,0 +1,52 @@
+"""Helpers the tutorial notebooks share: the fast/full mode switch and finding sample clips."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["fast", "full"]
+
+#: Environment variable that selects the notebooks' mode; the test suite sets it to "fast".
+MODE_VARIABLE = "HARTUTOR_MODE"
+#: Environment variable naming a folder of sample clips, labels and checkpoints.
+FIXTURES_VARIABLE = "HARTUTOR_FIXTURES"
+
+
+def course_mode(default: Mode = "fast") -> Mode:
+    """The notebooks' mode: ``fast`` (CPU, synthetic data, tiny models) or ``full``.
+
+    Read from ``HARTUTOR_MODE`` so that a whole class, or CI, can switch every notebook at once.
+    """
+    value = os.environ.get(MODE_VARIABLE, default).strip().lower()
+    if value not in ("fast", "full"):
+        raise ValueError(f"{MODE_VARIABLE}={value!r}: expected 'fast' or 'full'")
+    return value  # type: ignore[return-value]
+
+
+def fixtures_dir(start: Path | None = None) -> Path | None:
+    """The folder of real sample clips (``shared/fixtures``), or None when it is absent.
+
+    Looks at ``HARTUTOR_FIXTURES`` first, then for ``shared/fixtures`` beside each parent of
+    ``start`` (default: the current directory), as laid out when this repository is cloned
+    next to the course's ``shared`` folder.
+    """
+    if os.environ.get(FIXTURES_VARIABLE):
+        path = Path(os.environ[FIXTURES_VARIABLE]).expanduser()
+        return path if path.is_dir() else None
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "shared" / "fixtures"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def sample_clip(name: str, start: Path | None = None) -> Path | None:
+    """Path of a sample clip such as ``v_BaseballPitch_g01_c01.avi``, or None if unavailable."""
+    root = fixtures_dir(start)
+    if root is None:
+        return None
+    path = root / "videos" / name
+    return path if path.is_file() else None

@@ -1,0 +1,87 @@
+"""The ``hartutor`` command line, run as a user would (a subprocess of the console script)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hartutor.cli import main
+
+
+def _hartutor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hartutor", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_info_reports_versions_shim_and_directories(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARTUTOR_CACHE", str(tmp_path / "cache"))
+    result = _hartutor("info")
+    assert result.returncode == 0, result.stderr
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+    assert lines["torch"].startswith("2.")
+    assert "torchvision compiled ops loaded" in result.stdout
+    assert lines["cache dir"] == str(tmp_path / "cache")
+    assert lines["weights dir"] == str(tmp_path / "cache" / "weights")
+    assert int(lines["torch threads"]) >= 1
+
+
+def test_threads_option_is_applied(capsys):
+    assert main(["--threads", "1", "info"]) == 0
+    assert "torch threads" in capsys.readouterr().out
+    import torch
+
+    assert torch.get_num_threads() == 1
+
+
+def test_unknown_command_exits_nonzero():
+    result = _hartutor("no-such-command")
+    assert result.returncode != 0
+    assert "invalid choice" in result.stderr
+
+
+def test_synth_writes_a_ucf101_style_dataset(tmp_path: Path):
+    out = tmp_path / "synthetic"
+    result = _hartutor("synth", "--out", str(out), "--clips", "24", "--seed", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    with open(out / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 24
+    for row in rows:
+        assert (out / row["path"]).is_file(), row
+    assert (out / "splits" / "classInd.txt").is_file()
+    assert (out / "splits" / "trainlist01.txt").is_file()
+
+
+def test_show_writes_a_contact_sheet_for_a_class(tmp_path: Path):
+    from hartutor.synth import CLASS_NAMES
+
+    sheet = tmp_path / "sheet.png"
+    result = _hartutor("show", CLASS_NAMES[0], "--out", str(sheet), "--frames", "8")
+    assert result.returncode == 0, result.stderr
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_show_on_a_bad_video_is_a_clear_error(tmp_path: Path):
+    bogus = tmp_path / "not_a_video.mp4"
+    bogus.write_bytes(b"definitely not a video")
+    result = _hartutor("show", str(bogus), "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert "not_a_video.mp4" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("fixture_name", ["v_BaseballPitch_g01_c01.avi"])
+def test_show_on_a_real_clip(fixture_videos: Path, tmp_path: Path, fixture_name: str):
+    sheet = tmp_path / "real.png"
+    result = _hartutor("show", str(fixture_videos / fixture_name), "--out", str(sheet))
+    assert result.returncode == 0, result.stderr
+    assert sheet.stat().st_size > 1000

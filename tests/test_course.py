@@ -1,0 +1,39 @@
+"""The notebooks' shared helpers: mode switch and sample-clip lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hartutor import course
+
+
+def test_mode_defaults_to_fast_and_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(course.MODE_VARIABLE, raising=False)
+    assert course.course_mode() == "fast"
+    monkeypatch.setenv(course.MODE_VARIABLE, " FULL ")
+    assert course.course_mode() == "full"
+    monkeypatch.setenv(course.MODE_VARIABLE, "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        course.course_mode()
+
+
+def test_fixtures_are_found_beside_a_parent_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(course.FIXTURES_VARIABLE, raising=False)
+    videos = tmp_path / "shared" / "fixtures" / "videos"
+    videos.mkdir(parents=True)
+    (videos / "clip.avi").write_bytes(b"x")
+    deep = tmp_path / "repo" / "tutorials"
+    deep.mkdir(parents=True)
+    assert course.fixtures_dir(deep) == tmp_path / "shared" / "fixtures"
+    assert course.sample_clip("clip.avi", deep) == videos / "clip.avi"
+    assert course.sample_clip("missing.avi", deep) is None
+
+
+def test_fixtures_variable_wins_and_absence_is_none(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv(course.FIXTURES_VARIABLE, str(tmp_path / "nowhere"))
+    assert course.fixtures_dir(tmp_path) is None
+    assert course.sample_clip("anything.avi", tmp_path) is None
+    monkeypatch.setenv(course.FIXTURES_VARIABLE, str(tmp_path))
+    assert course.fixtures_dir() == tmp_path
