@@ -1,0 +1,155 @@
+"""The training engine: learns, checkpoints atomically, resumes exactly, stops on divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hartutor.errors import WeightsError
+from hartutor.metrics import confusion_matrix, topk_correct
+from hartutor.train import (
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    fit,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+
+class ToyClips(Dataset):
+    """Clips whose class is the sign of their temporal gradient: needs time to be solved."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+        base = torch.rand(n, 1, 1, 4, 4, generator=g)
+        ramp = torch.linspace(0, 1, 4).view(1, 1, 4, 1, 1)
+        direction = torch.where(self.labels == 1, 1.0, -1.0).view(n, 1, 1, 1, 1)
+        self.videos = (base + direction * ramp).expand(n, 3, 4, 4, 4).clone()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"video": self.videos[i], "label": self.labels[i]}
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, kernel_size=(3, 1, 1))
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(self.drop(self.conv(x).mean(dim=(2, 3, 4))))
+
+
+def _config(**kw) -> TrainConfig:
+    base = dict(epochs=4, batch_size=8, lr=0.05, progress=False, seed=1, warmup_epochs=0.5)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_fit_learns_a_temporal_task_and_evaluate_reports_it(tmp_path: Path):
+    torch.manual_seed(0)
+    model = TinyNet()
+    before = evaluate(model, ToyClips(64, seed=9), progress=False, ks=(1,))
+    result = fit(model, ToyClips(128), val_data=ToyClips(64, seed=9), config=_config(epochs=8))
+    after = evaluate(model, ToyClips(64, seed=9), progress=False, ks=(1,))
+    assert after.top1 > max(before.top1, 0.9)
+    assert len(result.history) == 8
+    assert result.history[-1].val["top1"] == pytest.approx(after.top1)
+    assert after.confusion.sum() == 64
+
+
+class Interrupted(Exception):
+    pass
+
+
+class CrashingClips(Dataset):
+    """``ToyClips`` that raise after ``crash_after`` items, like a killed run."""
+
+    def __init__(self, data: ToyClips, crash_after: int):
+        self.data, self.crash_after, self.served = data, crash_after, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        self.served += 1
+        if self.served > self.crash_after:
+            raise Interrupted
+        return self.data[i]
+
+
+def test_resume_continues_exactly(tmp_path: Path):
+    data, config = ToyClips(48), _config()
+    torch.manual_seed(0)
+    straight = TinyNet()
+    fit(straight, data, config=config, checkpoint_path=tmp_path / "straight.pt")
+
+    torch.manual_seed(0)
+    with pytest.raises(Interrupted):  # dies in the middle of epoch 3
+        fit(
+            TinyNet(),
+            CrashingClips(data, 2 * len(data) + 5),
+            config=config,
+            checkpoint_path=tmp_path / "run.pt",
+        )
+    assert read_checkpoint(tmp_path / "run.pt")["epoch"] == 2
+
+    resumed = TinyNet()  # fresh weights: everything must come from the checkpoint
+    result = fit(resumed, data, config=config, checkpoint_path=tmp_path / "run.pt", resume=True)
+    assert [r.epoch for r in result.history] == [1, 2, 3, 4]
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_resume_with_a_changed_configuration_is_refused(tmp_path: Path):
+    fit(TinyNet(), ToyClips(16), config=_config(epochs=1), checkpoint_path=tmp_path / "x.pt")
+    with pytest.raises(Exception, match="configuration changed"):
+        fit(
+            TinyNet(),
+            ToyClips(16),
+            config=_config(epochs=2, lr=0.5),
+            checkpoint_path=tmp_path / "x.pt",
+            resume=True,
+        )
+
+
+def test_divergence_stops_with_a_clear_message():
+    model = TinyNet()
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        fit(model, ToyClips(16), config=_config(epochs=1))
+
+
+def test_checkpoints_are_atomic_and_loaded_safely(tmp_path: Path):
+    path = save_checkpoint(tmp_path / "m.pt", {"epoch": 1, "state_dict": TinyNet().state_dict()})
+    assert read_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(WeightsError, match=r"m\.pt"):
+        read_checkpoint(path)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "hartutor-checkpoint-v1", "obj": TinyNet()}, evil)
+    with pytest.raises(WeightsError, match="safely"):
+        read_checkpoint(evil)
+    with pytest.raises(WeightsError, match="does not exist"):
+        read_checkpoint(tmp_path / "absent.pt")
+
+
+def test_metrics_by_hand():
+    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.4, 0.35, 0.25]])
+    labels = torch.tensor([1, 1, 0, 2])
+    assert topk_correct(scores, labels, (1, 2, 3)) == {1: 1, 2: 2, 3: 4}
+    cm = confusion_matrix(scores.argmax(1), labels, 3)
+    assert cm.tolist() == [[0, 0, 1], [1, 1, 0], [1, 0, 0]]
