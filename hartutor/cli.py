@@ -64,7 +64,7 @@ _DISTRIBUTIONS = (
     "captum",
     "av",
     "numpy",
-    "opencv-python-headless",
+    "opencv-contrib-python-headless",
     "matplotlib",
     "ipywidgets",
     "jupyterlab",
