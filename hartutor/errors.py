@@ -26,3 +26,7 @@ class WeightsError(HartutorError, RuntimeError):
 
 class DataError(HartutorError, RuntimeError):
     """A dataset is missing or laid out differently from what was expected."""
+
+
+class ModelError(HartutorError, ValueError):
+    """A model was built or called with a value it cannot use (shape, option, preset)."""

@@ -112,7 +112,14 @@ def model_inputs(model: nn.Module, batch: Mapping[str, Any], device: torch.devic
 
 
 def scores_of(output: Any) -> torch.Tensor:
-    """Class scores from a model's output: plain logits, or the ``fused`` scores of a fusion."""
+    """Class scores usable as logits: plain logits, or a fusion's fused log-probabilities.
+
+    A late fusion (:class:`hartutor.models.fusion.FusionOutput`) may fuse probabilities
+    (softmax averaging) or logits (logit summing); its ``log_probabilities`` are valid logits
+    for cross-entropy and argmax in both cases.
+    """
+    if hasattr(output, "log_probabilities"):
+        return output.log_probabilities
     return output.fused if hasattr(output, "fused") else output
 
 
@@ -238,11 +245,9 @@ def evaluate(
         for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
             if clip_transform is not None:
                 batch = {**batch, "video": clip_transform(batch["video"])}
-            output = model(model_inputs(model, batch, dev))
-            out = scores_of(output).float().cpu()
+            out = scores_of(model(model_inputs(model, batch, dev))).float().cpu()
             label = batch["label"].long().cpu()
-            if not hasattr(output, "fused"):  # plain logits: cross-entropy is meaningful
-                losses += float(nn.functional.cross_entropy(out, label, reduction="sum"))
+            losses += float(nn.functional.cross_entropy(out, label, reduction="sum"))
             scores.append(out)
             labels.append(label)
             count += label.numel()
@@ -252,7 +257,7 @@ def evaluate(
         labels,
         num_classes=n_classes,
         ks=ks,
-        loss=(losses / count) if count and losses else None,
+        loss=(losses / count) if count else None,
         class_names=class_names,
     )
 

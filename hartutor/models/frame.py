@@ -1,0 +1,628 @@
+"""Frame-level models: a 2D CNN applied to every frame, and LRCN (a 2D CNN into an LSTM).
+
+The first rungs of the timeline treat a video as a bag of images:
+
+- :class:`FrameClassifier` runs any 2D image classifier on each frame of a clip
+  ``(N, C, T, H, W) -> (N*T, C, H, W)`` and averages the per-frame class scores (the
+  "single-frame" baseline of Karpathy et al. 2014). The same class is the spatial stream of
+  the two-stream network (``hartutor.models.two_stream``) and the Xception stream of the late
+  fusion (``hartutor.models.xception``): the per-frame wrapper is written once, here.
+- :class:`LRCN` (Donahue et al., CVPR 2015) feeds per-frame CNN features into an LSTM and
+  averages the per-timestep predictions, so the order of the frames can matter.
+
+A 2D backbone is any module with timm's classifier interface: ``forward_features(images)``
+(a feature map), ``forward_head(features, pre_logits=False)`` (pooled features or logits),
+``num_classes``, ``num_features``, ``get_classifier()`` and ``reset_classifier(n)``. Every timm
+model has it, so ``paper`` presets take timm ImageNet architectures by name, and the small CNNs
+written here for the ``tiny`` presets implement it too. Backbones keep their own classifier
+(timm ``num_classes=n``) rather than being built with ``num_classes=0``: ImageNet checkpoints
+then load into the backbone exactly as timm saved them, classifier included.
+
+Scores averaged over frames (``consensus``):
+
+- ``"logit_mean"``: the mean of the per-frame logits (TSN's average consensus);
+- ``"softmax_mean"``: the mean of the per-frame softmax probabilities, as the papers average
+  "class scores" at test time. It is returned as its logarithm, ``log(mean_t softmax(z_t))``,
+  which is a valid logit vector (its softmax is the mean probability), so the output still
+  goes straight into ``nn.CrossEntropyLoss`` and ``argmax``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hartutor.errors import ModelError
+from hartutor.models.layers import InputSpec
+from hartutor.models.registry import register_model
+
+__all__ = [
+    "LRCN",
+    "Consensus",
+    "FrameBackbone",
+    "FrameClassifier",
+    "LRCNConvNet",
+    "ModelError",
+    "Preset",
+    "SmallConvNet",
+    "check_choice",
+    "check_clip",
+    "create_timm_backbone",
+    "frame_consensus",
+    "gather_frames",
+    "lrcn",
+    "random_segment_indices",
+    "single_frame",
+    "timm_input_spec",
+    "uniform_indices",
+]
+
+Preset = Literal["paper", "tiny"]
+Consensus = Literal["logit_mean", "softmax_mean"]
+Aggregate = Literal["mean", "last"]
+
+# Synthetic teaching clips (hartutor's synthetic set): 16 RGB frames of 64x64.
+TINY_NUM_FRAMES = 16
+TINY_SIZE = (64, 64)
+# Tiny models are trained from scratch; [-1, 1] scaling is the simplest well-centred choice.
+TINY_MEAN = (0.5, 0.5, 0.5)
+TINY_STD = (0.5, 0.5, 0.5)
+
+
+def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
+    """Raise :class:`ModelError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ModelError(f"{name}={value!r} is not supported; use one of {list(choices)}")
+
+
+def check_clip(x: torch.Tensor, *, channels: int | None, model: str, what: str = "video") -> None:
+    """Raise :class:`ModelError` unless ``x`` is a float ``(N, C, T, H, W)`` clip batch."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 5:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ModelError(
+            f"{model} expects a {what} batch of shape (N, C, T, H, W), got {shape}; "
+            "add a batch dimension with clip.unsqueeze(0) for a single clip"
+        )
+    if not x.is_floating_point():
+        raise ModelError(
+            f"{model} expects a float {what} tensor, got {x.dtype}; normalise decoded uint8 "
+            "frames first (see model.input_spec)"
+        )
+    if channels is not None and x.shape[1] != channels:
+        raise ModelError(
+            f"{model} expects {channels} channels in dimension 1 of (N, C, T, H, W), got "
+            f"shape {tuple(x.shape)}; is the clip laid out (N, T, H, W, C) or (N, T, C, H, W)? "
+            "use clip.permute to get (N, C, T, H, W)"
+        )
+
+
+@runtime_checkable
+class FrameBackbone(Protocol):
+    """timm's image-classifier interface, the contract for 2D backbones here."""
+
+    num_classes: int
+    num_features: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+    def get_classifier(self) -> nn.Module: ...
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+
+# --------------------------------------------------------------------------- frame sampling
+
+
+def uniform_indices(
+    length: int, num_samples: int, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Indices of the centres of ``num_samples`` equal segments of ``range(length)``.
+
+    The test-time sampling of TSN and of the two-stream paper ("frames with equal temporal
+    spacing"). With ``num_samples > length`` frames repeat.
+    """
+    if length < 1 or num_samples < 1:
+        raise ModelError(f"cannot sample {num_samples} frames from a clip of {length} frames")
+    centres = (torch.arange(num_samples, device=device, dtype=torch.float64) + 0.5) * (
+        length / num_samples
+    )
+    return centres.floor().long().clamp_(0, length - 1)
+
+
+def random_segment_indices(
+    batch_size: int,
+    length: int,
+    num_samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """One random index inside each of ``num_samples`` equal segments, per clip: ``(N, S)``.
+
+    TSN's training-time sampling: every segment of the clip contributes a frame, but which
+    one changes from step to step (a cheap temporal augmentation).
+    """
+    if length < 1 or num_samples < 1:
+        raise ModelError(f"cannot sample {num_samples} frames from a clip of {length} frames")
+    offsets = torch.rand(batch_size, num_samples, generator=generator, dtype=torch.float64)
+    positions = (torch.arange(num_samples, dtype=torch.float64) + offsets) * (length / num_samples)
+    return positions.floor().long().clamp_(0, length - 1).to(device)
+
+
+def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Frames ``indices`` of clips ``x (N, C, T, H, W)``: shared ``(S,)`` or per clip ``(N, S)``."""
+    if indices.ndim == 1:
+        return x.index_select(2, indices.to(x.device))
+    batch = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    # Advanced indexing on dims 0 and 2 puts the (N, S) index dims first: (N, S, C, H, W).
+    return x[batch, :, indices.to(x.device)].permute(0, 2, 1, 3, 4)
+
+
+def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
+    """Average class scores over the samples along ``dim`` (see the module docstring).
+
+    ``"softmax_mean"`` returns ``log(mean softmax)``, computed stably with ``logsumexp``.
+    """
+    if mode == "logit_mean":
+        return scores.mean(dim)
+    if mode == "softmax_mean":
+        log_probs = F.log_softmax(scores.float(), dim=-1)
+        fused = torch.logsumexp(log_probs, dim=dim) - math.log(scores.shape[dim])
+        return fused.to(scores.dtype)
+    raise ModelError(f"consensus={mode!r} is not supported; use 'logit_mean' or 'softmax_mean'")
+
+
+# --------------------------------------------------------------------------- 2D backbones
+
+
+class _ClassifierHead(nn.Module):
+    """Shared timm-style head: ``pre_logits`` features -> dropout -> linear (or identity)."""
+
+    num_features: int
+    num_classes: int
+    head_drop: nn.Dropout
+    fc: nn.Module
+
+    def _make_fc(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last layer by a fresh one with ``num_classes`` outputs (0: none)."""
+        device = next(self.parameters()).device
+        self._make_fc(num_classes)
+        self.fc.to(device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # type: ignore[attr-defined]
+
+
+class SmallConvNet(_ClassifierHead):
+    """A small 2D CNN for the tiny presets: a strided stem, then conv-BN-ReLU + max-pool stages.
+
+    At 64x64 with the default widths it has about 0.1M parameters and ~15M multiply-adds per
+    frame, so a 16-frame clip model trains on a laptop CPU in minutes.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(widths) < 1 or min(widths) < 1:
+            raise ModelError(f"widths must be positive channel counts, got {tuple(widths)}")
+        self.in_chans = in_chans
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_chans, widths[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.num_features = widths[-1]
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self._make_fc(num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.global_pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+
+class LRCNConvNet(_ClassifierHead):
+    """The CaffeNet/ZF-style CNN of LRCN's released activity-recognition model, up to ``fc6``.
+
+    Layers as in ``examples/LRCN_activity_recognition/train_test_lstm_RGB.prototxt`` of
+    LisaAnne/lisa-caffe-public (the paper calls it a CaffeNet variant): conv1 96 7x7/2,
+    ReLU, max-pool 3/2, LRN; conv2 384 5x5/2 (2 groups), ReLU, pool, LRN; conv3 512 3x3;
+    conv4 512 3x3 (2 groups); conv5 384 3x3 (2 groups), pool; fc6 4096, ReLU, dropout 0.9.
+    Caffe's LRN (size 5, alpha 1e-4, beta 0.75, k 1) and ceil-mode pooling are kept, so a
+    227x227 frame gives the 6x6x384 map fc6 expects. ``fc6`` is the pre-logits feature the
+    LSTM reads; ``num_classes > 0`` adds a linear classifier for single-frame training
+    (LRCN's single-frame baseline).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_chans: int = 3,
+        num_classes: int = 0,
+        widths: Sequence[int] = (96, 384, 512, 512, 384),
+        fc6_size: int = 4096,
+        drop_rate: float = 0.9,
+        pool_output: int = 6,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 5:
+            raise ModelError(f"LRCNConvNet needs 5 conv widths, got {tuple(widths)}")
+        c1, c2, c3, c4, c5 = widths
+        self.in_chans = in_chans
+
+        def pool() -> nn.Module:
+            return nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+        def lrn() -> nn.Module:
+            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, c1, 7, stride=2),
+            nn.ReLU(inplace=True),
+            pool(),
+            lrn(),
+            nn.Conv2d(c1, c2, 5, stride=2, groups=2),
+            nn.ReLU(inplace=True),
+            pool(),
+            lrn(),
+            nn.Conv2d(c2, c3, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, 3, padding=1, groups=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, 3, padding=1, groups=2),
+            nn.ReLU(inplace=True),
+            pool(),
+        )
+        # Identity at the paper's 227x227 input (already 6x6); lets other sizes run.
+        self.global_pool = nn.AdaptiveAvgPool2d(pool_output)
+        self.fc6 = nn.Linear(c5 * pool_output * pool_output, fc6_size)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.num_features = fc6_size
+        self._make_fc(num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(F.relu(self.fc6(self.global_pool(x).flatten(1))))
+        return x if pre_logits else self.fc(x)
+
+
+def create_timm_backbone(
+    name: str, *, num_classes: int, in_chans: int = 3, drop_rate: float = 0.0
+) -> nn.Module:
+    """A randomly initialised timm image classifier (weights come from ``hartutor.weights``)."""
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name}*")[:5]
+        hint = f" Close names: {close}." if close else ""
+        raise ModelError(f"timm has no model {name!r}.{hint} See timm.list_models().")
+    return timm.create_model(
+        name, pretrained=False, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate
+    )
+
+
+def timm_input_spec(model: nn.Module, *, num_frames: int, description: str = "") -> InputSpec:
+    """The :class:`InputSpec` of a timm backbone, read from its pretrained config."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    _, height, width = cfg.get("input_size", (3, 224, 224))
+    return InputSpec(
+        num_frames=num_frames,
+        size=(int(height), int(width)),
+        mean=tuple(float(m) for m in cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(float(s) for s in cfg.get("std", (0.229, 0.224, 0.225))),
+        description=description,
+    )
+
+
+# --------------------------------------------------------------------------- clip models
+
+
+class FrameClassifier(nn.Module):
+    """A 2D classifier applied to every frame (or ``num_segments`` sampled frames) of a clip.
+
+    ``forward_features``: ``(N, C, T, H, W)`` -> the backbone's feature maps per frame,
+    ``(N, S, C', h, w)``. ``forward_head``: per-frame logits averaged by ``consensus``
+    (``pre_logits=True``: the backbone's pooled features averaged over frames, ``(N, F)``).
+    With ``num_segments`` set, that many frames are taken from equal segments of the clip:
+    the segment centres in eval mode, a random frame per segment in training (TSN).
+    """
+
+    input_keys: tuple[str, ...] = ("video",)
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_segments: int | None = None,
+        consensus: Consensus = "softmax_mean",
+        input_spec: InputSpec | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("consensus", consensus, ("logit_mean", "softmax_mean"))
+        if num_segments is not None and num_segments < 1:
+            raise ModelError(f"num_segments must be >= 1 or None (all frames), got {num_segments}")
+        missing = [
+            attr
+            for attr in ("forward_features", "forward_head", "reset_classifier", "num_classes")
+            if not hasattr(backbone, attr)
+        ]
+        if missing:
+            raise ModelError(
+                f"{type(backbone).__name__} lacks {missing} of timm's classifier interface "
+                "(forward_features, forward_head, num_classes, reset_classifier)"
+            )
+        self.backbone = backbone
+        self.num_segments = num_segments
+        self.consensus: Consensus = consensus
+        self.input_spec = input_spec
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.backbone.num_classes)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.backbone.num_features)
+
+    def sample_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """The frames the model looks at: all of them, or ``num_segments`` sampled ones."""
+        if self.num_segments is None:
+            return x
+        length = x.shape[2]
+        if self.training:
+            indices = random_segment_indices(x.shape[0], length, self.num_segments, device=x.device)
+        else:
+            indices = uniform_indices(length, self.num_segments, device=x.device)
+        return gather_frames(x, indices)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        channels = self.input_spec.num_channels if self.input_spec is not None else None
+        check_clip(x, channels=channels, model=type(self).__name__)
+        x = self.sample_frames(x)
+        n, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
+        features = self.backbone.forward_features(frames)
+        return features.reshape(n, t, *features.shape[1:])
+
+    def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Per-frame logits ``(N, S, K)`` (or pooled features) from ``forward_features``."""
+        n, t = features.shape[:2]
+        out = self.backbone.forward_head(features.flatten(0, 1), pre_logits=pre_logits)
+        return out.reshape(n, t, *out.shape[1:])
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        scores = self.frame_scores(x, pre_logits=pre_logits)
+        if pre_logits:
+            return scores.mean(1)
+        return frame_consensus(scores, self.consensus)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.backbone.get_classifier()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New ``num_classes``-way classifier on the backbone (fine-tuning to a new label set)."""
+        self.backbone.reset_classifier(num_classes)
+
+
+class LRCN(nn.Module):
+    """Long-term Recurrent Convolutional Network for activity recognition (Donahue et al.).
+
+    Per-frame 2D CNN features (``backbone.forward_head(..., pre_logits=True)``; fc6 in the
+    paper) -> LSTM -> dropout -> linear, one prediction per time step. ``aggregate="mean"``
+    averages the per-step predictions as LRCN does at test time (with ``consensus``);
+    ``"last"`` keeps only the final step, the usual sequence-classification alternative.
+    ``forward_features`` returns the LSTM outputs ``(N, T, hidden_size)``.
+    """
+
+    input_keys: tuple[str, ...] = ("video",)
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        num_classes: int,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        drop_rate: float = 0.5,
+        aggregate: Aggregate = "mean",
+        consensus: Consensus = "softmax_mean",
+        input_spec: InputSpec | None = None,
+    ) -> None:
+        super().__init__()
+        check_choice("aggregate", aggregate, ("mean", "last"))
+        check_choice("consensus", consensus, ("logit_mean", "softmax_mean"))
+        self.backbone = backbone
+        self.lstm = nn.LSTM(
+            int(backbone.num_features), hidden_size, num_layers=num_layers, batch_first=True
+        )
+        self.head_drop = nn.Dropout(drop_rate)
+        self.num_features = hidden_size
+        self.num_classes = num_classes
+        self.fc = nn.Linear(hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.aggregate: Aggregate = aggregate
+        self.consensus: Consensus = consensus
+        self.input_spec = input_spec
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of every frame, ``(N, T, F)``: what the LSTM reads."""
+        channels = self.input_spec.num_channels if self.input_spec is not None else None
+        check_clip(x, channels=channels, model=type(self).__name__)
+        n, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
+        features = self.backbone.forward_head(
+            self.backbone.forward_features(frames), pre_logits=True
+        )
+        return features.reshape(n, t, -1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.lstm(self.frame_features(x))
+        return outputs
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(x)
+        if pre_logits:
+            return x.mean(1) if self.aggregate == "mean" else x[:, -1]
+        if self.aggregate == "last":
+            return self.fc(x[:, -1])
+        return frame_consensus(self.fc(x), self.consensus)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        device = self.lstm.weight_ih_l0.device
+        self.num_classes = num_classes
+        self.fc = (
+            nn.Linear(self.num_features, num_classes, device=device)
+            if num_classes > 0
+            else nn.Identity()
+        )
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _check_preset(preset: str) -> None:
+    check_choice("preset", preset, ("paper", "tiny"))
+
+
+def _check_num_classes(num_classes: int) -> None:
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}")
+
+
+@register_model()
+def single_frame(
+    *,
+    preset: Preset = "paper",
+    num_classes: int = 101,
+    backbone: str = "resnet50",
+    num_segments: int | None = None,
+    consensus: Consensus = "softmax_mean",
+    drop_rate: float = 0.0,
+) -> FrameClassifier:
+    """Single-frame baseline: a 2D CNN on each frame, class scores averaged over frames.
+
+    ``paper``: the timm ImageNet architecture ``backbone`` (default ResNet-50) on 16-frame
+    clips at its pretrained input size and normalisation. ``tiny``: :class:`SmallConvNet`
+    on 16x64x64 clips (``backbone`` is ignored).
+    """
+    _check_preset(preset)
+    _check_num_classes(num_classes)
+    if preset == "tiny":
+        net: nn.Module = SmallConvNet(num_classes=num_classes, drop_rate=drop_rate)
+        spec = InputSpec(
+            TINY_NUM_FRAMES,
+            TINY_SIZE,
+            TINY_MEAN,
+            TINY_STD,
+            description="16 RGB frames of 64x64 in [-1, 1]; a small 2D CNN per frame",
+        )
+    else:
+        net = create_timm_backbone(backbone, num_classes=num_classes, drop_rate=drop_rate)
+        spec = timm_input_spec(
+            net,
+            num_frames=16,
+            description=f"16 RGB frames, each as timm's {backbone} expects (ImageNet "
+            "preprocessing); class scores averaged over frames",
+        )
+    return FrameClassifier(net, num_segments=num_segments, consensus=consensus, input_spec=spec)
+
+
+@register_model()
+def lrcn(
+    *,
+    preset: Preset = "paper",
+    num_classes: int = 101,
+    backbone: str | None = None,
+    hidden_size: int | None = None,
+    aggregate: Aggregate = "mean",
+    consensus: Consensus = "softmax_mean",
+) -> LRCN:
+    """LRCN: per-frame CNN features into an LSTM, per-step predictions averaged.
+
+    ``paper``: LRCN's released RGB model: :class:`LRCNConvNet` fc6 (4096, dropout 0.9)
+    into a 256-unit LSTM, dropout 0.5, on 16 frames of 227x227 with the Caffe ImageNet mean
+    subtracted (the released data layer uses BGR means 103.939, 116.779, 128.68: the last is
+    presumably a typo for 123.68, which is used here, in RGB order). ``backbone`` replaces
+    the CNN by a timm architecture's pooled features. ``tiny``: :class:`SmallConvNet`
+    features (128) into a 64-unit LSTM on 16x64x64 clips.
+    """
+    _check_preset(preset)
+    _check_num_classes(num_classes)
+    net: nn.Module
+    if backbone is not None:
+        net = create_timm_backbone(backbone, num_classes=0)
+        spec = timm_input_spec(
+            net,
+            num_frames=16,
+            description=f"16 RGB frames, each as timm's {backbone} expects; into an LSTM",
+        )
+    elif preset == "tiny":
+        net = SmallConvNet(num_classes=0)
+        spec = InputSpec(
+            TINY_NUM_FRAMES,
+            TINY_SIZE,
+            TINY_MEAN,
+            TINY_STD,
+            description="16 RGB frames of 64x64 in [-1, 1]; small CNN into an LSTM",
+        )
+    else:
+        net = LRCNConvNet(num_classes=0)
+        spec = InputSpec(
+            num_frames=16,
+            size=(227, 227),
+            mean=(123.68 / 255, 116.779 / 255, 103.939 / 255),
+            std=(1 / 255, 1 / 255, 1 / 255),
+            description="LRCN (Donahue et al. 2015): 16 RGB frames, 227x227 crops of 240x320 "
+            "frames, Caffe ImageNet mean subtracted on the 0..255 scale",
+        )
+    hidden = hidden_size if hidden_size is not None else (64 if preset == "tiny" else 256)
+    return LRCN(
+        net,
+        num_classes=num_classes,
+        hidden_size=hidden,
+        aggregate=aggregate,
+        consensus=consensus,
+        input_spec=spec,
+    )
