@@ -96,6 +96,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_params(args: argparse.Namespace) -> int:
+    """The poster's Table 2 beside hartutor's measured parameters and GFLOPs."""
+    from hartutor.params import format_table, parameter_table
+
+    rows = parameter_table(preset=args.preset, num_classes=args.classes)
+    print(format_table(rows, fmt=args.format))
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -125,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic clip")
     p.add_argument("--frames", type=int, default=16, help="frames to sample")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("params", help="parameters and GFLOPs of every model vs the poster")
+    p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
+    p.add_argument("--classes", type=int, default=101, help="classifier size (default 101)")
+    p.add_argument("--format", choices=["markdown", "text"], default="markdown")
+    p.set_defaults(func=_cmd_params)
 
     return parser
 

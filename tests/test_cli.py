@@ -85,3 +85,10 @@ def test_show_on_a_real_clip(fixture_videos: Path, tmp_path: Path, fixture_name:
     result = _hartutor("show", str(fixture_videos / fixture_name), "--out", str(sheet))
     assert result.returncode == 0, result.stderr
     assert sheet.stat().st_size > 1000
+
+
+def test_params_prints_the_table_with_measured_and_claimed_counts():
+    result = _hartutor("params", "--classes", "101")
+    assert result.returncode == 0, result.stderr
+    assert "| C3D | 16x112x112 RGB | 78.4M |" in result.stdout
+    assert "~31M" in result.stdout and "I3D + Xception fusion" in result.stdout
