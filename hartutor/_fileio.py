@@ -26,6 +26,7 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would have
     try:
         yield tmp
         os.replace(tmp, target)
@@ -33,6 +34,12 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -35,3 +35,15 @@ def test_temporary_keeps_the_suffix_for_encoders(tmp_path: Path):
         assert tmp.suffix == ".part"
         tmp.write_bytes(b"y")
     assert (tmp_path / "data.csv").read_bytes() == b"y"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -1,0 +1,42 @@
+"""The synthetic action dataset: stick-figure actions with exact optical flow.
+
+The course's embedded default dataset (real HAR datasets cannot be downloaded on Binder): small,
+deterministic from a seed, and built to teach that some actions cannot be told apart from a
+single frame. See ``datasets/synthetic/README.md`` for the classes and the flow definition.
+"""
+
+from __future__ import annotations
+
+from hartutor.synth.actions import (
+    ACTIONS,
+    CLASS_NAMES,
+    REVERSAL_PAIRS,
+    TEMPO_PAIRS,
+    Action,
+    get_action,
+    label_of,
+)
+from hartutor.synth.dataset import SyntheticActions, clip_seed
+from hartutor.synth.generate import ManifestEntry, generate_dataset, load_manifest, plan_dataset
+from hartutor.synth.render import DEFAULT_FPS, Appearance, ClipParams, SynthClip, render_clip
+
+__all__ = [
+    "ACTIONS",
+    "CLASS_NAMES",
+    "DEFAULT_FPS",
+    "REVERSAL_PAIRS",
+    "TEMPO_PAIRS",
+    "Action",
+    "Appearance",
+    "ClipParams",
+    "ManifestEntry",
+    "SynthClip",
+    "SyntheticActions",
+    "clip_seed",
+    "generate_dataset",
+    "get_action",
+    "label_of",
+    "load_manifest",
+    "plan_dataset",
+    "render_clip",
+]

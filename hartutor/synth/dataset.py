@@ -1,0 +1,132 @@
+"""``SyntheticActions``: a map-style torch Dataset that renders clips on the fly.
+
+Nothing is stored: item ``i`` is rendered from a seed computed from ``(seed, split, i)``, so the
+dataset costs no disk and no memory, is identical in every worker process and on every machine,
+and the train, val and test splits can never share a clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hartutor.synth.actions import CLASS_NAMES, get_action
+from hartutor.synth.render import DEFAULT_FPS, render_clip
+
+SPLITS = ("train", "val", "test")
+#: Clip seeds are ``(seed * 4 + split) * 2**32 + index``: distinct for every (seed, split,
+#: index) and below 2**63 (so they fit a torch int64) when seed < 2**29 and index < 2**32.
+MAX_SEED = 2**29
+MAX_CLIPS = 2**32
+
+
+def clip_seed(seed: int, split: str, index: int) -> int:
+    """The render seed of item ``index`` of ``split`` in a dataset built with ``seed``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+    if not 0 <= seed < MAX_SEED:
+        raise ValueError(f"seed must be in [0, {MAX_SEED}), got {seed}")
+    if not 0 <= index < MAX_CLIPS:
+        raise IndexError(f"clip index {index} out of range [0, {MAX_CLIPS})")
+    return (seed * 4 + SPLITS.index(split)) * MAX_CLIPS + index
+
+
+class SyntheticActions(Dataset):
+    """``num_clips`` synthetic action clips, rendered when indexed.
+
+    Item ``i`` is class ``classes[i % len(classes)]`` (classes are balanced) rendered with
+    :func:`~hartutor.synth.clip_seed` ``(seed, split, i)``. It is a pytorchvideo-style dict::
+
+        {"video": float32 (C, T, H, W) in [0, 1], "label": int, "action": str, "seed": int,
+         "flow": float32 (2, T-1, H, W)  # only with with_flow=True}
+
+    ``classes`` picks a subset (names or labels); labels are then positions in that subset, and
+    :attr:`class_names` lists them. ``transform`` is applied to the dict (as pytorchvideo's
+    ``ApplyTransformToKey`` expects). Works with ``DataLoader(num_workers > 0)``.
+    """
+
+    def __init__(
+        self,
+        num_clips: int,
+        *,
+        seed: int = 0,
+        split: str = "train",
+        num_frames: int = 16,
+        size: int | tuple[int, int] = 64,
+        fps: float = DEFAULT_FPS,
+        with_flow: bool = False,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        classes: Sequence[str | int] | None = None,
+        noise: bool = True,
+    ) -> None:
+        if not 0 < num_clips <= MAX_CLIPS:
+            raise ValueError(f"num_clips must be in [1, {MAX_CLIPS}], got {num_clips}")
+        clip_seed(seed, split, 0)  # validates seed and split
+        names = CLASS_NAMES if classes is None else tuple(get_action(c).name for c in classes)
+        if not names:
+            raise ValueError("classes is empty: give at least one class name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"classes has duplicates: {names}")
+        self.num_clips = int(num_clips)
+        self.seed = int(seed)
+        self.split = split
+        self.num_frames = int(num_frames)
+        self.size = size
+        self.fps = float(fps)
+        self.with_flow = with_flow
+        self.transform = transform
+        self.noise = noise
+        self.class_names: tuple[str, ...] = names
+        # Fail now, not in a worker: render one tiny clip with these settings.
+        render_clip(names[0], 0, num_frames=self.num_frames, size=size, fps=fps, noise=False)
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def label_of(self, index: int) -> int:
+        """The label of item ``index`` without rendering it."""
+        return index % len(self.class_names)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Every item's label, in order (for samplers and class counts)."""
+        return np.arange(self.num_clips) % len(self.class_names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -self.num_clips <= index < self.num_clips:
+            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        index %= self.num_clips
+        label = self.label_of(index)
+        seed = clip_seed(self.seed, self.split, index)
+        clip = render_clip(
+            self.class_names[label],
+            seed,
+            num_frames=self.num_frames,
+            size=self.size,
+            fps=self.fps,
+            with_flow=self.with_flow,
+            noise=self.noise,
+        )
+        video = torch.from_numpy(clip.frames).permute(3, 0, 1, 2).contiguous().float().div_(255.0)
+        sample: dict[str, Any] = {
+            "video": video,
+            "label": label,
+            "action": clip.action,
+            "seed": seed,
+        }
+        if self.with_flow:
+            sample["flow"] = torch.from_numpy(clip.flow)
+        if self.transform is not None:
+            sample = self.transform(sample)
+        return sample
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_clips={self.num_clips}, seed={self.seed}, "
+            f"split={self.split!r}, num_frames={self.num_frames}, size={self.size}, "
+            f"fps={self.fps}, with_flow={self.with_flow}, classes={len(self.class_names)})"
+        )
