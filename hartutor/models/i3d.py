@@ -45,6 +45,7 @@ __all__ = [
     "i3d",
     "i3d_state_dict_from_piergiaj",
     "i3d_state_dict_from_tf",
+    "i3d_state_dict_to_tf",
     "is_non_model_tf_variable",
     "tf_variable_name_to_key",
 ]
@@ -551,6 +552,58 @@ def i3d_state_dict_from_tf(
             state[key] = torch.zeros((), dtype=torch.long)
     _check_complete(state, reference, "the TF variables")
     return {key: state[key] for key in reference}
+
+
+def i3d_state_dict_to_tf(
+    state_dict: Mapping[str, torch.Tensor], *, scope: str = "RGB/inception_i3d/"
+) -> dict[str, np.ndarray]:
+    """The inverse of :func:`i3d_state_dict_from_tf`: DeepMind's TF names and layouts.
+
+    Conv weights go to TF's (T, H, W, C_in, C_out); BatchNorm weights (TF has no gamma) must be
+    ones and are dropped, as are ``num_batches_tracked``. Feed the result to
+    :func:`hartutor.weights.tf_checkpoint.write_tf_checkpoint` to produce a checkpoint that
+    DeepMind's code, and hartutor, can read.
+    """
+    leaf_names = {v: k for k, v in _TF_LEAVES.items()}
+    out: dict[str, np.ndarray] = {}
+    for key, tensor in state_dict.items():
+        module, _, leaf = key.rpartition(".")
+        leaf = f"{module.rpartition('.')[2]}.{leaf}"  # e.g. "conv3d.weight", "bn.bias"
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key.endswith("bn.weight"):
+            if not torch.all(tensor == 1):
+                raise WeightsError(
+                    f"{key} is not all ones: TF I3D has no BatchNorm scale, so it would be lost"
+                )
+            continue
+        unit = _tf_unit_of(module.rpartition(".")[0])
+        value = tensor.detach().cpu()
+        if leaf == "conv3d.weight":
+            value = value.permute(2, 3, 4, 1, 0)
+        out[f"{scope}{unit}/{leaf_names[leaf]}"] = value.contiguous().numpy()
+    return out
+
+
+def _tf_unit_of(prefix: str) -> str:
+    """DeepMind's unit scope of one of our module prefixes (``Mixed_3b.b1b`` ->
+    ``Mixed_3b/Branch_1/Conv3d_0b_3x3``); Mixed_5b's branch-2 3x3 keeps DeepMind's v1 name."""
+    if prefix in _STEM_CONVS:
+        return prefix
+    if prefix == "logits":
+        return "Logits/Conv3d_0c_1x1"
+    block, _, branch = prefix.partition(".")
+    units = {
+        "b0": "Branch_0/Conv3d_0a_1x1",
+        "b1a": "Branch_1/Conv3d_0a_1x1",
+        "b1b": "Branch_1/Conv3d_0b_3x3",
+        "b2a": "Branch_2/Conv3d_0a_1x1",
+        "b2b": "Branch_2/" + ("Conv3d_0a_3x3" if block == "Mixed_5b" else "Conv3d_0b_3x3"),
+        "b3b": "Branch_3/Conv3d_0b_1x1",
+    }
+    if block not in MIXED_BLOCKS or branch not in units:
+        raise WeightsError(f"{prefix!r} is not a module of the paper I3D")
+    return f"{block}/{units[branch]}"
 
 
 def i3d_state_dict_from_piergiaj(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
