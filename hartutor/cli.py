@@ -105,6 +105,115 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a registry model on the synthetic set or a UCF101-style folder."""
+    from hartutor.data import build_datasets
+    from hartutor.models import build_model
+    from hartutor.synth import CLASS_NAMES
+    from hartutor.train import TrainConfig, fit
+
+    num_classes = args.classes or (len(CLASS_NAMES) if args.data == "synthetic" else None)
+    if num_classes is None:
+        from hartutor.ucf101 import Layout, read_class_index
+
+        num_classes = len(read_class_index(Layout.find(args.data).splits / "classInd.txt"))
+    kwargs = {"preset": args.preset, "num_classes": num_classes}
+    model = build_model(args.model, **kwargs)
+    bundle = build_datasets(
+        args.data, model=model, train_clips=args.clips, val_clips=args.val_clips, seed=args.seed
+    )
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        warmup_epochs=args.warmup,
+        seed=args.seed,
+        num_workers=args.workers,
+        num_threads=args.threads,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    out = args.out or Path("checkpoints") / f"{args.model}_{args.preset}.pt"
+    print(
+        f"training {args.model} ({args.preset}, {_count(model):,} parameters) on "
+        f"{bundle.description}"
+    )
+    result = fit(
+        model,
+        bundle.train,
+        val_data=bundle.val,
+        config=config,
+        checkpoint_path=out,
+        resume=args.resume,
+        model_meta={
+            "name": args.model,
+            "kwargs": kwargs,
+            "data": str(args.data),
+            "input_spec": _spec_dict(model),
+        },
+        class_names=bundle.class_names,
+    )
+    for record in result.history:
+        val = "  ".join(f"val {k} {v:.3f}" for k, v in record.val.items())
+        print(
+            f"epoch {record.epoch:3d}  loss {record.train_loss:.3f}  "
+            f"train top1 {record.train_top1:.3f}  {val}"
+        )
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Top-1/top-5 and per-class accuracy of a checkpoint; optionally the temporal diagnostics."""
+    from hartutor.data import build_datasets
+    from hartutor.diagnostics import temporal_diagnostics
+    from hartutor.train import evaluate, load_checkpoint
+
+    model, meta = load_checkpoint(args.checkpoint)
+    data = args.data or meta.get("data", "synthetic")
+    bundle = build_datasets(data, model=model, val_clips=args.clips, seed=args.seed)
+    names = bundle.class_names
+    if args.diagnostics:
+        report = temporal_diagnostics(
+            model,
+            bundle.val,
+            batch_size=args.batch_size,
+            class_names=names,
+            ks=(1, 5),
+            progress=not args.quiet,
+        )
+        result = report.results["original"]
+    else:
+        result = evaluate(
+            model,
+            bundle.val,
+            batch_size=args.batch_size,
+            class_names=names,
+            progress=not args.quiet,
+        )
+    print(f"{meta['name']} on {bundle.description} (validation part)")
+    print(result.summary())
+    width = max(len(n) for n in names)
+    for name, accuracy in result.per_class().items():
+        print(f"  {name:<{width}}  {accuracy:.1%}")
+    if args.diagnostics:
+        print()
+        print(report.to_markdown())
+    return 0
+
+
+def _count(model: object) -> int:
+    return sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
+
+
+def _spec_dict(model: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(model.input_spec)  # type: ignore[attr-defined]
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -140,6 +249,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=101, help="classifier size (default 101)")
     p.add_argument("--format", choices=["markdown", "text"], default="markdown")
     p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("train", help="train a model on the synthetic set or a UCF101-style folder")
+    p.add_argument("model", help="registry name, e.g. i3d, c3d, single_frame (see hartutor params)")
+    p.add_argument("--data", default="synthetic", help="'synthetic' or a UCF101-layout folder")
+    p.add_argument("--preset", choices=["paper", "tiny"], default="tiny")
+    p.add_argument("--classes", type=int, default=None, help="default: from the data")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (default 0.5)")
+    p.add_argument("--clips", type=int, default=1300, help="synthetic training clips")
+    p.add_argument("--val-clips", type=int, default=260, help="synthetic validation clips")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint file to write")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy of a checkpoint, with temporal diagnostics")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", default=None, help="default: the data it was trained on")
+    p.add_argument("--clips", type=int, default=520, help="synthetic clips to evaluate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="also evaluate on time-reversed and frame-shuffled clips",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_evaluate)
 
     return parser
 

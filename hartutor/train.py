@@ -393,3 +393,75 @@ def fit(
                 },
             )
     return FitResult(history=history, checkpoint=checkpoint, val=val_result)
+
+
+def export_checkpoint(source: str | Path, target: str | Path, *, half: bool = False) -> Path:
+    """A release copy of a checkpoint: model weights and metadata, without optimiser state.
+
+    What ships with the package and what users share: typically a third of the training
+    checkpoint's size. ``half=True`` stores floating-point weights as float16 (restored to
+    float32 on load by ``load_state_dict``).
+    """
+    payload = read_checkpoint(source)
+    state = {
+        key: (value.half() if half and value.is_floating_point() else value)
+        for key, value in payload["state_dict"].items()
+    }
+    keep = ("epoch", "config", "history", "model", "class_names", "streams")
+    return save_checkpoint(
+        target, {"state_dict": state, **{k: payload[k] for k in keep if k in payload}}
+    )
+
+
+def fuse_checkpoints(
+    fusion: str,
+    streams: Mapping[str, str | Path],
+    target: str | Path,
+    *,
+    preset: str = "tiny",
+    mode: str = "softmax_mean",
+    weights: Mapping[str, float] | None = None,
+) -> Path:
+    """Build a late fusion from separately trained streams (the poster's recipe) and save it.
+
+    ``streams`` maps the fusion's stream names (e.g. ``{"i3d": ..., "xception": ...}``) to
+    checkpoints written by :func:`fit`; they must share their class names. The fused model is
+    saved as an ordinary checkpoint that :func:`load_checkpoint` rebuilds.
+    """
+    from hartutor.models import build_model
+
+    loaded = {name: load_checkpoint(path) for name, path in streams.items()}
+    class_lists = {name: meta_classes(path) for name, path in streams.items()}
+    first = next(iter(class_lists.values()))
+    if any(names != first for names in class_lists.values()):
+        raise HartutorError(f"streams were trained on different classes: {class_lists}")
+    num_classes = len(first) if first else next(iter(loaded.values()))[0].num_classes
+    kwargs: dict[str, Any] = {"preset": preset, "num_classes": num_classes, "mode": mode}
+    if weights is not None:
+        kwargs["weights"] = dict(weights)
+    model = build_model(fusion, **kwargs)
+    unknown = sorted(set(streams) - set(model.streams))
+    if unknown:
+        raise HartutorError(f"{fusion} has streams {sorted(model.streams)}, not {unknown}")
+    for name, (stream_model, _) in loaded.items():
+        try:
+            model.streams[name].load_state_dict(stream_model.state_dict())
+        except RuntimeError as err:
+            raise WeightsError(
+                f"checkpoint {streams[name]} does not fit stream {name!r} of {fusion}: {err}"
+            ) from err
+    return save_checkpoint(
+        target,
+        {
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model": {"name": fusion, "kwargs": kwargs, "data": "synthetic"},
+            "class_names": first,
+            "streams": {name: str(path) for name, path in streams.items()},
+        },
+    )
+
+
+def meta_classes(path: str | Path) -> list[str] | None:
+    """The class names stored in a checkpoint (None if it has none)."""
+    names = read_checkpoint(path).get("class_names")
+    return list(names) if names else None
