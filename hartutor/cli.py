@@ -162,6 +162,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"train top1 {record.train_top1:.3f}  {val}"
         )
     print(f"checkpoint: {out}")
+    if args.export:
+        from hartutor.train import export_checkpoint
+
+        exported = export_checkpoint(out, args.export)
+        print(f"release copy (weights only): {exported} ({exported.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    """Late fusion of separately trained streams, saved as one checkpoint."""
+    from hartutor.train import fuse_checkpoints
+
+    streams = {}
+    for item in args.stream:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"hartutor fuse: --stream wants NAME=CHECKPOINT, got {item!r}")
+        streams[name] = Path(path)
+    out = fuse_checkpoints(args.model, streams, args.out, preset=args.preset, mode=args.mode)
+    print(f"fused {', '.join(streams)} into {out}")
     return 0
 
 
@@ -268,8 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", type=Path, default=None, help="checkpoint file to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--export", type=Path, default=None, help="also write a weights-only release copy here"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("fuse", help="late-fuse separately trained streams into one checkpoint")
+    p.add_argument("model", help="fusion model, e.g. i3d_xception_fusion")
+    p.add_argument(
+        "--stream",
+        action="append",
+        required=True,
+        metavar="NAME=CHECKPOINT",
+        help="a trained stream, e.g. i3d=i3d_tiny.pt (repeat per stream)",
+    )
+    p.add_argument("--preset", choices=["paper", "tiny"], default="tiny")
+    p.add_argument("--mode", choices=["softmax_mean", "logit_sum"], default="softmax_mean")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_fuse)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint, with temporal diagnostics")
     p.add_argument("checkpoint", type=Path)
