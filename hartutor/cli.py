@@ -234,6 +234,25 @@ def _spec_dict(model: object) -> dict[str, object]:
     return asdict(model.input_spec)  # type: ignore[attr-defined]
 
 
+def _cmd_ucf101(args: argparse.Namespace) -> int:
+    """Download/unpack/check UCF101 in its official layout."""
+    from hartutor import ucf101
+
+    if args.action == "prepare":
+        report = ucf101.prepare(
+            args.root, download_archives=not args.no_download, progress=not args.quiet
+        )
+    else:
+        report = ucf101.check_layout(args.root, expect_full=not args.subset)
+    print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
+    for split, (train, test) in sorted(report.split_sizes.items()):
+        print(f"  split {split}: {train} train / {test} test")
+    for problem in report.problems:
+        print(f"  problem: {problem}")
+    print("OK" if report.ok else "NOT OK")
+    return 0 if report.ok else 1
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -321,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("ucf101", help="obtain and check UCF101 (official layout)")
+    p.add_argument(
+        "action",
+        choices=["prepare", "check"],
+        help="prepare: download, unpack and check; check: verify a layout",
+    )
+    p.add_argument("root", type=Path, help="folder holding (or to hold) UCF-101/ and splits")
+    p.add_argument(
+        "--no-download", action="store_true", help="prepare from archives already in ROOT/archives"
+    )
+    p.add_argument(
+        "--subset",
+        action="store_true",
+        help="check: accept a partial copy (consistency only, not the counts)",
+    )
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_ucf101)
 
     return parser
 
