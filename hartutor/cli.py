@@ -253,6 +253,34 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: the I3D + Xception fusion on synthetic clips (or a video), in seconds."""
+    from hartutor.demo import format_result, run_demo
+
+    result = run_demo(video=args.video, num_clips=args.clips, seed=args.seed, out=args.out)
+    print(format_result(result))
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    """List, download or locate pretrained weights."""
+    from hartutor.weights import describe, list_weights, weights_files
+
+    if args.action == "list":
+        for name in list_weights():
+            info = describe(name)
+            cached = all(Path(f["path"]).is_file() for f in info["files"])
+            print(f"{name:<42} {info['label_set']:<12} {'cached' if cached else '-'}")
+        return 0
+    if not args.names:
+        raise SystemExit(f"hartutor weights {args.action}: name at least one entry (see 'list')")
+    for name in args.names:
+        files = weights_files(name, download=args.action == "download", progress=not args.quiet)
+        for path in files:
+            print(path)
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -340,6 +368,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the I3D + Xception late fusion on synthetic clips or a video")
+    p.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="a video file (full-size models when their weights are cached)",
+    )
+    p.add_argument("--clips", type=int, default=4, help="synthetic clips to render (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("hartutor-demo.png"), help="figure to write")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("weights", help="list, download or locate pretrained weights")
+    p.add_argument("action", choices=["list", "download", "path"])
+    p.add_argument("names", nargs="*", help="weights names (see 'hartutor weights list')")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("ucf101", help="obtain and check UCF101 (official layout)")
     p.add_argument(

@@ -203,7 +203,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint and load its weights; returns (model, metadata)."""
+    """Rebuild the model stored in a checkpoint and load its weights; returns (model, metadata).
+
+    The metadata is what :func:`fit` stored (name, builder kwargs, data, input spec) plus
+    ``class_names`` and ``epoch``.
+    """
     from hartutor.models import build_model
 
     payload = read_checkpoint(path)
@@ -213,6 +217,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[nn.Module
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         raise WeightsError(f"checkpoint {path} does not fit model {meta['name']!r}: {err}") from err
+    meta = {**meta, "class_names": payload.get("class_names"), "epoch": payload.get("epoch")}
     return model.to(device).eval(), meta
 
 

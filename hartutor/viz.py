@@ -261,3 +261,51 @@ def show(
         f"{info.width}x{info.height}",
     )
     return save_figure(fig, out)
+
+
+#: One row of :func:`prediction_figure`: (clip name, frames uint8 (T,H,W,3), true label or
+#: None, [(scorer, top labels, their probabilities), ...]).
+PredictionRow = tuple[
+    str, np.ndarray, "str | None", Sequence[tuple[str, Sequence[str], Sequence[float]]]
+]
+
+
+def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> Figure:
+    """Frames of each clip beside horizontal bars of every scorer's top classes.
+
+    One row per clip: ``num_frames`` thumbnails, then one bar panel per scorer (each stream and
+    the fused score). A bar naming the true class is green, others grey.
+    """
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise ValueError("prediction_figure needs at least one clip")
+    num_scorers = max(len(r[3]) for r in rows)
+    columns = num_frames + num_scorers
+    fig = Figure(figsize=(1.1 * num_frames + 3.2 * num_scorers, 1.5 * len(rows)), dpi=100)
+    grid = fig.add_gridspec(
+        len(rows), columns, width_ratios=[1] * num_frames + [2] * num_scorers, wspace=0.9
+    )
+    for r, (name, frames, truth, scorers) in enumerate(rows):
+        frames = _as_frames(frames)
+        picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+        for c, t in enumerate(picks):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(frames[t])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+        for s, (scorer, labels, probs) in enumerate(scorers):
+            ax = fig.add_subplot(grid[r, num_frames + s])
+            colours = ["tab:green" if label == truth else "0.6" for label in labels]
+            y = np.arange(len(labels))[::-1]
+            ax.barh(y, probs, color=colours)
+            ax.set_yticks(y, [str(label) for label in labels], fontsize=7)
+            ax.set_xlim(0, 1)
+            ax.tick_params(axis="x", labelsize=6)
+            if r == 0:
+                ax.set_title(scorer, fontsize=9)
+    if any(r[2] is not None for r in rows):
+        fig.suptitle("green: the true class", fontsize=9)
+    return fig

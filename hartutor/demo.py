@@ -1,0 +1,303 @@
+"""``hartutor demo``: the poster's I3D + Xception late fusion, run end to end in seconds.
+
+Offline and on the embedded default it renders synthetic clips (one of each reversal pair, so
+the single-frame stream's blind spot shows), runs the tiny I3D + Xception fusion from the
+checkpoint shipped in the package, prints each stream's top-3 and the fused prediction beside
+the true label, and writes a figure. Given a real video, it runs the full-size models instead
+when their pretrained weights are in the cache (I3D Kinetics, Xception ImageNet), or says how
+to get them and falls back to the tiny models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hartutor.errors import WeightsError
+
+#: The shipped tiny fusion (trained on the synthetic set; see hartutor/assets/checkpoints).
+FUSION_CHECKPOINT = "i3d_xception_fusion_tiny.pt"
+#: Demo clips: a reversal pair first (the single-frame stream cannot separate it), then others.
+DEMO_CLASSES = (
+    "sit_down",
+    "stand_up",
+    "walk",
+    "run",
+    "wave",
+    "jumping_jacks",
+    "raise_arms",
+    "lower_arms",
+)
+#: Full-size weights tried for a real video, in order of preference (the poster used K600).
+FULL_I3D_WEIGHTS = (
+    "i3d_rgb_kinetics600_scratch",
+    "i3d_rgb_kinetics400_imagenet",
+    "i3d_rgb_kinetics400_imagenet_piergiaj",
+)
+FULL_XCEPTION_WEIGHTS = "xception_imagenet1k_tf"
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of a checkpoint shipped in ``hartutor/assets/checkpoints``; clear error if absent."""
+    path = Path(str(resources.files("hartutor") / "assets" / "checkpoints" / name))
+    if not path.is_file():
+        raise WeightsError(
+            f"shipped checkpoint {path} is missing: reinstall hartutor, or rebuild it with "
+            "scripts/train_tiny_checkpoints.sh"
+        )
+    return path
+
+
+@dataclass
+class Prediction:
+    """Top-k classes and probabilities of one scorer (a stream, or the fusion) on one clip."""
+
+    scorer: str
+    labels: list[str]
+    probabilities: list[float]
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{n} {p:.0%}" for n, p in zip(self.labels, self.probabilities, strict=True)
+        )
+
+
+@dataclass
+class ClipResult:
+    """What the demo found for one clip."""
+
+    name: str
+    true_label: str | None
+    predictions: list[Prediction]
+    frames: np.ndarray = field(repr=False)  # uint8 (T, H, W, 3), for the figure
+
+    @property
+    def fused(self) -> Prediction | None:
+        return next((p for p in self.predictions if p.scorer == "fused"), None)
+
+
+@dataclass
+class DemoResult:
+    mode: str  # "tiny" or "full"
+    clips: list[ClipResult]
+    figure: Path | None
+    notes: list[str]
+
+    @property
+    def fused_accuracy(self) -> float | None:
+        scored = [c for c in self.clips if c.true_label is not None and c.fused is not None]
+        if not scored:
+            return None
+        return sum(c.fused.labels[0] == c.true_label for c in scored) / len(scored)
+
+
+def _top(probabilities: torch.Tensor, names: Sequence[str], k: int, scorer: str) -> Prediction:
+    values, indices = probabilities.topk(min(k, len(names)))
+    return Prediction(scorer, [names[int(i)] for i in indices], values.tolist())
+
+
+def run_tiny(
+    clips: Sequence[tuple[str, np.ndarray, str | None]], *, top: int = 3
+) -> tuple[list[ClipResult], list[str]]:
+    """Run the shipped tiny I3D + Xception fusion on ``(name, frames uint8 (T,H,W,3), label)``."""
+    from hartutor.data import model_transform
+    from hartutor.train import load_checkpoint
+
+    model, meta = load_checkpoint(shipped_checkpoint(FUSION_CHECKPOINT))
+    names = list(meta.get("class_names") or [str(i) for i in range(model.num_classes)])
+    spec = model.input_spec
+    normalise = model_transform(model)
+    batch = []
+    for _, frames, _ in clips:
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 255
+        video = _fit_clip(video, spec.num_frames, spec.size)
+        batch.append(normalise({"video": video})["video"])
+    with torch.inference_mode():
+        output = model(torch.stack(batch))
+    results = []
+    for i, (name, frames, label) in enumerate(clips):
+        predictions = [
+            _top(torch.softmax(logits[i], -1), names, top, stream)
+            for stream, logits in output.streams.items()
+        ]
+        predictions.append(_top(output.probabilities[i], names, top, "fused"))
+        results.append(ClipResult(name, label, predictions, frames))
+    return results, []
+
+
+def _fit_clip(video: torch.Tensor, num_frames: int, size: tuple[int, int]) -> torch.Tensor:
+    """Uniformly sample ``num_frames`` and resize (C, T, H, W) to ``size`` (bilinear)."""
+    t = video.shape[1]
+    index = torch.linspace(0, t - 1, num_frames).round().long()
+    video = video[:, index]
+    if tuple(video.shape[-2:]) != tuple(size):
+        video = torch.nn.functional.interpolate(
+            video.transpose(0, 1), size=size, mode="bilinear", align_corners=False, antialias=True
+        ).transpose(0, 1)
+    return video
+
+
+def _cached(name: str) -> bool:
+    from hartutor.weights import weights_files
+
+    try:
+        weights_files(name, download=False, progress=False)
+    except WeightsError:
+        return False
+    return True
+
+
+def full_weights_available() -> tuple[str | None, bool]:
+    """(the first I3D weights in the cache or None, whether Xception's are cached)."""
+    i3d = next((name for name in FULL_I3D_WEIGHTS if _cached(name)), None)
+    return i3d, _cached(FULL_XCEPTION_WEIGHTS)
+
+
+def run_full(
+    path: Path, i3d_weights: str | None, with_xception: bool, *, top: int = 3
+) -> tuple[list[ClipResult], list[str]]:
+    """Full-size pretrained streams on a real video, each in its own label set.
+
+    I3D (Kinetics) and Xception (ImageNet) were pretrained on different label sets; the poster
+    fine-tuned both on UCF101 before fusing them, so pretrained-only streams are reported side
+    by side, and I3D's Kinetics scores are also read as UCF101 classes through hartutor's
+    Kinetics-to-UCF101 mapping.
+    """
+    from hartutor.labels.ucf101 import kinetics_mapping
+    from hartutor.video import read_video
+    from hartutor.weights import get_weights, load_pretrained
+
+    predictions: list[Prediction] = []
+    notes = []
+    shown: np.ndarray | None = None
+    if i3d_weights is not None:
+        entry = get_weights(i3d_weights)
+        model = load_pretrained(entry, download=False)
+        pre = entry.preprocessing
+        video = read_video(path, num_frames=pre.num_frames, fps=pre.fps, on_short="loop")
+        shown = video.frames.numpy()
+        with torch.inference_mode():
+            probs = torch.softmax(model(entry.transforms()(video.frames)[None])[0], -1)
+        names = entry.categories()
+        predictions.append(_top(probs, names, top, f"i3d ({entry.label_set})"))
+        mapping = kinetics_mapping(entry.label_set)
+        ucf = {
+            ucf_name: float(sum(probs[names.index(k)] for k in kinetics))
+            for ucf_name, kinetics in mapping.items()
+            if kinetics
+        }
+        best = sorted(ucf.items(), key=lambda item: -item[1])[:top]
+        predictions.append(Prediction("i3d as UCF101", [n for n, _ in best], [p for _, p in best]))
+    if with_xception:
+        entry = get_weights(FULL_XCEPTION_WEIGHTS)
+        model = load_pretrained(entry, download=False)
+        video = read_video(path, num_frames=8, on_short="loop")
+        shown = video.frames.numpy() if shown is None else shown
+        with torch.inference_mode():
+            probs = model(entry.transforms()(video.frames)[None]).softmax(-1)[0]
+        predictions.append(_top(probs, entry.categories(), top, "xception (imagenet)"))
+    notes.append(
+        "pretrained streams predict different label sets (Kinetics vs ImageNet), so they are "
+        "shown side by side; the poster fuses them after fine-tuning both on UCF101 "
+        "(docs/frozen_features.md shows how)"
+    )
+    assert shown is not None
+    return [ClipResult(path.name, None, predictions, shown)], notes
+
+
+def run_demo(
+    *,
+    video: str | Path | None = None,
+    num_clips: int = 4,
+    seed: int = 0,
+    out: str | Path | None = "hartutor-demo.png",
+    top: int = 3,
+) -> DemoResult:
+    """The main job (see the module docstring); returns what it printed, for notebooks."""
+    from hartutor.synth import render_clip
+
+    notes: list[str] = []
+    if video is None:
+        if num_clips < 1:
+            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        classes = [DEMO_CLASSES[i % len(DEMO_CLASSES)] for i in range(num_clips)]
+        # Consecutive classes share a seed, so a reversal pair shows the very same frames.
+        clips = [
+            (f"{name} (seed {seed + i // 2})", render_clip(name, seed + i // 2).frames, name)
+            for i, name in enumerate(classes)
+        ]
+        results, extra = run_tiny(clips, top=top)
+        mode = "tiny"
+    else:
+        path = Path(video)
+        i3d_weights, xception = full_weights_available()
+        if i3d_weights or xception:
+            results, extra = run_full(path, i3d_weights, xception, top=top)
+            mode = "full"
+        else:
+            from hartutor.video import read_video
+
+            frames = read_video(path, num_frames=16, size=64, on_short="loop").frames.numpy()
+            results, extra = run_tiny([(path.name, frames, None)], top=top)
+            mode = "tiny"
+            notes.append(
+                "no pretrained full-size weights in the cache, so the tiny models trained on "
+                "the synthetic actions ran: their classes are the synthetic ones. Get the real "
+                f"ones with: hartutor weights download {FULL_I3D_WEIGHTS[0]} "
+                f"{FULL_XCEPTION_WEIGHTS}"
+            )
+    notes += extra
+    figure = None
+    if out is not None:
+        from hartutor.viz import prediction_figure, save_figure
+
+        figure = save_figure(
+            prediction_figure(
+                [
+                    (
+                        c.name,
+                        c.frames,
+                        c.true_label,
+                        [(p.scorer, p.labels, p.probabilities) for p in c.predictions],
+                    )
+                    for c in results
+                ]
+            ),
+            out,
+        )
+    return DemoResult(mode, results, figure, notes)
+
+
+def format_result(result: DemoResult) -> str:
+    """The text ``hartutor demo`` prints."""
+    lines = [f"mode: {result.mode}"]
+    for clip in result.clips:
+        truth = f"  (true: {clip.true_label})" if clip.true_label else ""
+        lines.append(f"\n{clip.name}{truth}")
+        width = max(len(p.scorer) for p in clip.predictions)
+        for p in clip.predictions:
+            mark = ""
+            if clip.true_label is not None:
+                mark = "  correct" if p.labels[0] == clip.true_label else "  wrong"
+            lines.append(f"  {p.scorer:<{width}}  {p.describe()}{mark}")
+    accuracy = result.fused_accuracy
+    if accuracy is not None:
+        lines.append(f"\nfused top-1 on these clips: {accuracy:.0%}")
+    lines += [f"note: {n}" for n in result.notes]
+    if result.figure is not None:
+        lines.append(f"figure: {result.figure}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DemoResult",
+    "format_result",
+    "full_weights_available",
+    "run_demo",
+    "shipped_checkpoint",
+]
