@@ -75,6 +75,17 @@ TINY_MEAN = (0.5, 0.5, 0.5)
 TINY_STD = (0.5, 0.5, 0.5)
 
 
+def tiny_rgb_spec(what: str) -> InputSpec:
+    """The tiny presets' input: 16 RGB frames of 64x64 in [-1, 1] (the synthetic set's)."""
+    return InputSpec(
+        TINY_NUM_FRAMES,
+        TINY_SIZE,
+        TINY_MEAN,
+        TINY_STD,
+        description=f"16 RGB frames of 64x64 in [-1, 1]; {what}",
+    )
+
+
 def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
     """Raise :class:`ModelError` unless ``value`` is one of ``choices``."""
     if value not in choices:
@@ -551,13 +562,7 @@ def single_frame(
     _check_num_classes(num_classes)
     if preset == "tiny":
         net: nn.Module = SmallConvNet(num_classes=num_classes, drop_rate=drop_rate)
-        spec = InputSpec(
-            TINY_NUM_FRAMES,
-            TINY_SIZE,
-            TINY_MEAN,
-            TINY_STD,
-            description="16 RGB frames of 64x64 in [-1, 1]; a small 2D CNN per frame",
-        )
+        spec = tiny_rgb_spec("a small 2D CNN per frame")
     else:
         net = create_timm_backbone(backbone, num_classes=num_classes, drop_rate=drop_rate)
         spec = timm_input_spec(
@@ -600,13 +605,7 @@ def lrcn(
         )
     elif preset == "tiny":
         net = SmallConvNet(num_classes=0)
-        spec = InputSpec(
-            TINY_NUM_FRAMES,
-            TINY_SIZE,
-            TINY_MEAN,
-            TINY_STD,
-            description="16 RGB frames of 64x64 in [-1, 1]; small CNN into an LSTM",
-        )
+        spec = tiny_rgb_spec("small CNN into an LSTM")
     else:
         net = LRCNConvNet(num_classes=0)
         spec = InputSpec(

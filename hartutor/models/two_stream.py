@@ -30,10 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.models.frame import (
-    TINY_MEAN,
     TINY_NUM_FRAMES,
     TINY_SIZE,
-    TINY_STD,
     Consensus,
     FrameClassifier,
     ModelError,
@@ -44,6 +42,7 @@ from hartutor.models.frame import (
     check_choice,
     check_clip,
     frame_consensus,
+    tiny_rgb_spec,
 )
 from hartutor.models.fusion import FusionMode, FusionOutput, LateFusion
 from hartutor.models.layers import InputSpec
@@ -290,13 +289,7 @@ def _spatial(preset: Preset, num_classes: int, drop_rate: float | None) -> Frame
             drop_rate=0.5 if drop_rate is None else drop_rate,
             **TINY_CNN_M,  # type: ignore[arg-type]
         )
-        spec = InputSpec(
-            TINY_NUM_FRAMES,
-            TINY_SIZE,
-            TINY_MEAN,
-            TINY_STD,
-            description="16 RGB frames of 64x64 in [-1, 1]; scores averaged over frames",
-        )
+        spec = tiny_rgb_spec("scores averaged over frames")
         return FrameClassifier(net, input_spec=spec)
     net = CNNM2048(num_classes=num_classes, drop_rate=0.5 if drop_rate is None else drop_rate)
     spec = InputSpec(

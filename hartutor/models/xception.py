@@ -19,10 +19,6 @@ import torch
 from torch import nn
 
 from hartutor.models.frame import (
-    TINY_MEAN,
-    TINY_NUM_FRAMES,
-    TINY_SIZE,
-    TINY_STD,
     Consensus,
     FrameClassifier,
     ModelError,
@@ -30,6 +26,7 @@ from hartutor.models.frame import (
     _check_num_classes,
     _check_preset,
     create_timm_backbone,
+    tiny_rgb_spec,
 )
 from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
@@ -169,13 +166,7 @@ def xception(
     _check_num_classes(num_classes)
     if preset == "tiny":
         net: nn.Module = MiniXception(num_classes=num_classes, drop_rate=drop_rate)
-        spec = InputSpec(
-            TINY_NUM_FRAMES,
-            TINY_SIZE,
-            TINY_MEAN,
-            TINY_STD,
-            description="16 RGB frames of 64x64 in [-1, 1]; a miniature Xception per frame",
-        )
+        spec = tiny_rgb_spec("a miniature Xception per frame")
     else:
         net = create_timm_backbone(TIMM_ARCH, num_classes=num_classes, drop_rate=drop_rate)
         spec = xception_input_spec(PAPER_NUM_FRAMES)
