@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from hartutor.errors import WeightsError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Mode = Literal["fast", "full"]
 
@@ -50,3 +56,24 @@ def sample_clip(name: str, start: Path | None = None) -> Path | None:
         return None
     path = root / "videos" / name
     return path if path.is_file() else None
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of a checkpoint shipped in ``hartutor/assets/checkpoints`` (e.g. ``i3d_tiny.pt``)."""
+    path = Path(str(resources.files("hartutor") / "assets" / "checkpoints" / name))
+    if not path.is_file():
+        raise WeightsError(
+            f"shipped checkpoint {path} is missing: reinstall hartutor, or rebuild it with "
+            "scripts/train_tiny_checkpoints.sh"
+        )
+    return path
+
+
+def load_shipped(model: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained tiny preset of ``model`` shipped with hartutor: ``(model, metadata)``.
+
+    ``load_shipped("i3d")`` loads ``i3d_tiny.pt``; the metadata holds ``class_names``.
+    """
+    from hartutor.train import load_checkpoint
+
+    return load_checkpoint(shipped_checkpoint(f"{model}_tiny.pt"))

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from hartutor.course import shipped_checkpoint
 from hartutor.errors import WeightsError
 
 #: The shipped tiny fusion (trained on the synthetic set; see hartutor/assets/checkpoints).
@@ -40,17 +40,6 @@ FULL_I3D_WEIGHTS = (
     "i3d_rgb_kinetics400_imagenet_piergiaj",
 )
 FULL_XCEPTION_WEIGHTS = "xception_imagenet1k_tf"
-
-
-def shipped_checkpoint(name: str) -> Path:
-    """Path of a checkpoint shipped in ``hartutor/assets/checkpoints``; clear error if absent."""
-    path = Path(str(resources.files("hartutor") / "assets" / "checkpoints" / name))
-    if not path.is_file():
-        raise WeightsError(
-            f"shipped checkpoint {path} is missing: reinstall hartutor, or rebuild it with "
-            "scripts/train_tiny_checkpoints.sh"
-        )
-    return path
 
 
 @dataclass
