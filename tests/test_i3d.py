@@ -411,3 +411,12 @@ def test_every_variable_of_the_real_index_maps_to_one_parameter(fixtures_dir: Pa
         sum(math.prod(entries[n].shape) for n in mapped.values() if "moving_" not in n)
         == 12_689_984
     )
+
+
+def test_tiny_preset_uses_a_batchnorm_momentum_fit_for_short_runs() -> None:
+    def momenta(model: torch.nn.Module) -> set[float]:
+        return {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)}
+
+    assert momenta(i3d(preset="tiny", num_classes=5)) == {0.1}
+    with torch.device("meta"):
+        assert momenta(i3d()) == {1e-3}  # TF's decay 0.999, as DeepMind trained

@@ -171,6 +171,10 @@ class InceptionI3d(nn.Module):
             padding; see :class:`~hartutor.models.layers.SamePadConv3d`.
         bn_scale_trainable: train the BatchNorm weights (TF's I3D has none: they are ones
             and frozen by default; set True for ImageNet-inflated initialisations).
+        bn_momentum: BatchNorm running-statistics momentum. TF's decay 0.999 (0.001 here)
+            suits DeepMind's long runs; a short run from scratch needs a faster one (the tiny
+            preset uses 0.1), or its running statistics still reflect the initialisation
+            when it is evaluated.
         input_spec: what the model expects (stored as ``model.input_spec``).
     """
 
@@ -185,6 +189,7 @@ class InceptionI3d(nn.Module):
         logits_pool_size: Sequence[int] = (2, 7, 7),
         temporal_padding: TemporalPadding = "zeros",
         bn_scale_trainable: bool = False,
+        bn_momentum: float = 1e-3,
         input_spec: InputSpec | None = None,
     ) -> None:
         super().__init__()
@@ -244,6 +249,9 @@ class InceptionI3d(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.logits = self._make_logits(num_classes)
         self.bn_scale_trainable = bn_scale_trainable
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.momentum = bn_momentum
         self._init_weights()
 
     def _make_logits(self, num_classes: int) -> Unit3D:
@@ -389,6 +397,7 @@ def i3d(
             logits_pool_size=(2, 2, 2),
             temporal_padding=temporal_padding,
             bn_scale_trainable=bn_scale_trainable,
+            bn_momentum=0.1,
             input_spec=spec,
         )
     raise ValueError(f"unknown I3D preset {preset!r}; use 'paper' or 'tiny'")
