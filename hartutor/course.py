@@ -77,3 +77,42 @@ def load_shipped(model: str) -> tuple[nn.Module, dict[str, Any]]:
     from hartutor.train import load_checkpoint
 
     return load_checkpoint(shipped_checkpoint(f"{model}_tiny.pt"))
+
+
+def require_full_mode(
+    *, weights: tuple[str, ...] = (), ucf101: str | os.PathLike[str] | None = None
+) -> None:
+    """In full mode, fail early, listing every missing weights file or dataset and the fix.
+
+    Notebooks call this in their parameters cell so that ``HARTUTOR_MODE=full`` without the
+    downloads stops at the top with one clear message, not halfway through.
+    """
+    from hartutor.errors import DataError
+    from hartutor.weights import weights_files
+
+    problems = []
+    for name in weights:
+        try:
+            weights_files(name, download=False, progress=False)
+        except WeightsError:
+            problems.append(f"weights {name!r}: run 'hartutor weights download {name}'")
+    if ucf101 is not None:
+        root = Path(ucf101).expanduser()
+        if not (root / "UCF-101").is_dir() or not (root / "ucfTrainTestlist").is_dir():
+            problems.append(
+                f"UCF101 not found in {root}: run 'hartutor ucf101 prepare {root}' "
+                "(see datasets/ucf101/README.md), or set HARTUTOR_DATA"
+            )
+    if problems:
+        raise DataError(
+            "full mode needs what is not here:\n- "
+            + "\n- ".join(problems)
+            + "\nOr run the notebook in fast mode (HARTUTOR_MODE=fast)."
+        )
+
+
+def ucf101_root() -> Path:
+    """Where full mode looks for UCF101: ``$HARTUTOR_DATA/ucf101``."""
+    from hartutor.config import data_dir
+
+    return data_dir() / "ucf101"

@@ -37,3 +37,15 @@ def test_fixtures_variable_wins_and_absence_is_none(tmp_path: Path, monkeypatch)
     assert course.sample_clip("anything.avi", tmp_path) is None
     monkeypatch.setenv(course.FIXTURES_VARIABLE, str(tmp_path))
     assert course.fixtures_dir() == tmp_path
+
+
+def test_full_mode_requirements_fail_early_with_every_fix(tmp_path: Path):
+    from hartutor.errors import DataError
+
+    course.require_full_mode()  # nothing asked: nothing missing
+    with pytest.raises(DataError) as err:
+        course.require_full_mode(weights=("xception_imagenet1k_tf",), ucf101=tmp_path / "ucf")
+    message = str(err.value)
+    assert "hartutor weights download xception_imagenet1k_tf" in message
+    assert f"hartutor ucf101 prepare {tmp_path / 'ucf'}" in message
+    assert "HARTUTOR_MODE=fast" in message
