@@ -45,3 +45,17 @@ def test_order_blind_model_is_unaffected_and_temporal_model_collapses():
     per_class = report.per_class_drop("reversed")
     assert set(per_class) == {"down", "up"} and min(per_class.values()) > 0.5
     assert "| reversed |" in report.to_markdown()
+
+
+def test_pair_report_by_hand():
+    from hartutor.diagnostics import pair_report, pairs_markdown
+    from hartutor.metrics import ClassificationResult
+
+    # classes: a, b (a pair), c. Rows: true class; columns: predicted.
+    confusion = torch.tensor([[6, 3, 1], [4, 4, 2], [0, 0, 5]])
+    result = ClassificationResult(25, {1: 0.6}, confusion, class_names=["a", "b", "c"])
+    (report,) = pair_report(result, [("a", "b")])
+    assert report.clips == 20
+    assert report.correct == 10 / 20 and report.swapped == 7 / 20 and report.elsewhere == 3 / 20
+    assert report.within_pair_accuracy == 10 / 17
+    assert "| a / b | 20 | 50% | 35% | 15% | 59% |" in pairs_markdown([report])
