@@ -281,6 +281,37 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_frozen(args: argparse.Namespace) -> int:
+    """The poster's I3D + Xception late fusion by the frozen-feature route (linear heads)."""
+    from hartutor.features import HeadConfig, pretrained_stream, reproduce_fusion
+
+    classes = [c for c in args.classes.split(",") if c] if args.classes else None
+    common = {
+        "split": args.split,
+        "test_clips_per_video": args.test_clips,
+        "classes": classes,
+        "download": not args.no_download,
+    }
+    streams = {
+        "i3d": pretrained_stream(args.i3d_weights, args.root, **common),
+        "xception": pretrained_stream(
+            args.xception_weights, args.root, frame_stride=args.xception_stride, **common
+        ),
+    }
+    report = reproduce_fusion(
+        streams,
+        num_classes=len(streams["i3d"].train.class_names),
+        cache=args.cache,
+        head=HeadConfig(epochs=args.epochs, lr=args.lr, seed=args.seed),
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.workers,
+        progress=not args.quiet,
+    )
+    print(report.table())
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -368,6 +399,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "frozen", help="I3D + Xception fusion from frozen features and linear heads (UCF101)"
+    )
+    p.add_argument("root", type=Path, help="UCF101 folder (UCF-101/ and ucfTrainTestlist/)")
+    p.add_argument("--cache", type=Path, required=True, help="folder for the feature files")
+    p.add_argument("--split", type=int, choices=[1, 2, 3], default=1)
+    p.add_argument("--classes", default=None, help="comma-separated class names (a subset)")
+    p.add_argument("--test-clips", type=int, default=3, help="clips per test video")
+    p.add_argument("--i3d-weights", default="i3d_rgb_kinetics600_scratch")
+    p.add_argument("--xception-weights", default="xception_imagenet1k_tf")
+    p.add_argument("--xception-stride", type=int, default=8, help="frame stride of its 8 frames")
+    p.add_argument("--epochs", type=int, default=60, help="linear-head epochs")
+    p.add_argument("--lr", type=float, default=1e-3, help="linear-head learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-download", action="store_true", help="use cached weights only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_frozen)
 
     p = sub.add_parser("demo", help="the I3D + Xception late fusion on synthetic clips or a video")
     p.add_argument(

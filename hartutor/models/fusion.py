@@ -157,6 +157,47 @@ def _stream_keys(stream: nn.Module) -> tuple[str, ...]:
     return keys
 
 
+def _check_weights(names: Sequence[str], weights: Mapping[str, float] | None) -> dict[str, float]:
+    """One non-negative weight per stream name, with a positive sum (default: 1 each)."""
+    weights = dict(weights) if weights is not None else dict.fromkeys(names, 1.0)
+    if set(weights) != set(names):
+        raise ModelError(
+            f"weights are given for {sorted(weights)} but the streams are {sorted(names)}; "
+            "give one weight per stream"
+        )
+    if any(not (w >= 0) for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ModelError(f"weights must be >= 0 with a positive sum, got {weights}")
+    return {name: float(weights[name]) for name in names}
+
+
+def fuse_scores(
+    stream_logits: Mapping[str, torch.Tensor],
+    *,
+    weights: Mapping[str, float] | None = None,
+    mode: FusionMode = "softmax_mean",
+) -> FusionOutput:
+    """The late-fusion rule on per-stream logits ``(N, K)``, shared by :class:`LateFusion` and
+    the frozen-feature route.
+
+    ``softmax_mean`` (the poster's choice): the weighted mean of the streams' softmax
+    probabilities (weights normalised to sum to 1). ``logit_sum`` (DeepMind's choice for RGB +
+    flow): the weighted sum of logits.
+    """
+    check_choice("mode", mode, ("softmax_mean", "logit_sum"))
+    if not stream_logits:
+        raise ModelError("late fusion needs the scores of at least one stream")
+    shapes = {name: tuple(z.shape) for name, z in stream_logits.items()}
+    if len(set(shapes.values())) > 1 or any(len(shape) != 2 for shape in shapes.values()):
+        raise ModelError(f"streams must give scores of one shape (N, K), got {shapes}")
+    weights = _check_weights(list(stream_logits), weights)
+    if mode == "softmax_mean":
+        total = sum(weights.values())
+        fused = sum(weights[n] * F.softmax(z.float(), dim=-1) for n, z in stream_logits.items())
+        return FusionOutput(dict(stream_logits), fused / total, "probabilities")  # type: ignore[operator]
+    fused = sum(weights[n] * z.float() for n, z in stream_logits.items())
+    return FusionOutput(dict(stream_logits), fused, "logits")  # type: ignore[arg-type]
+
+
 class LateFusion(nn.Module):
     """Combine any streams' class scores (see the module docstring for the rules and inputs).
 
@@ -184,14 +225,7 @@ class LateFusion(nn.Module):
         for name in names:
             if not name.isidentifier():
                 raise ModelError(f"stream name {name!r} must be a Python identifier")
-        weights = dict(weights) if weights is not None else dict.fromkeys(names, 1.0)
-        if set(weights) != set(names):
-            raise ModelError(
-                f"weights are given for {sorted(weights)} but the streams are {sorted(names)}; "
-                "give one weight per stream"
-            )
-        if any(not (w >= 0) for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ModelError(f"weights must be >= 0 with a positive sum, got {weights}")
+        weights = _check_weights(names, weights)
         adapters = dict(adapters or {})
         unknown = sorted(set(adapters) - set(names))
         if unknown:
@@ -270,14 +304,9 @@ class LateFusion(nn.Module):
         self, stream_logits: Mapping[str, torch.Tensor], pre_logits: bool = False
     ) -> FusionOutput | dict[str, torch.Tensor]:
         """Fuse per-stream logits; ``pre_logits=True`` returns the per-stream scores instead."""
-        scores = self.stream_scores(stream_logits)
         if pre_logits:
-            return scores
-        total = sum(self.stream_weights[name] for name in scores)
-        fused = sum(self.stream_weights[name] * s for name, s in scores.items())
-        if self.mode == "softmax_mean":
-            fused = fused / total
-        return FusionOutput(dict(stream_logits), fused, self.kind)  # type: ignore[arg-type]
+            return self.stream_scores(stream_logits)
+        return fuse_scores(stream_logits, weights=self.stream_weights, mode=self.mode)
 
     def forward(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> FusionOutput:
         out = self.forward_head(self.forward_features(inputs))
