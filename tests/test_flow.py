@@ -94,3 +94,14 @@ def test_flow_of_a_video_is_cached_and_invalidated(tmp_path: Path, monkeypatch):
     assert calls["n"] == 3  # the file changed
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 3 and all(p.suffix == ".npy" for p in entries)
+
+
+def test_estimators_are_scored_against_the_exact_flow():
+    from hartutor.flow import compare_to_truth, scores_markdown
+
+    scores = compare_to_truth(["dis", "farneback"], num_clips=2, num_frames=5)
+    assert [s.method for s in scores] == ["dis", "farneback"]
+    for s in scores:
+        assert s.pairs == 8 and s.frames_per_second > 0
+        assert 0 < s.epe < 5 and s.epe_figure > 0  # estimated, so never exact
+    assert "| dis |" in scores_markdown(scores)
