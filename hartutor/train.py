@@ -237,34 +237,97 @@ def evaluate(
     """Top-k, per-class accuracy and confusion matrix of ``model`` on ``data``.
 
     ``clip_transform`` is applied to every batch's ``video`` before the model sees it (e.g.
-    time reversal or frame shuffling for the temporal diagnostics).
+    time reversal or frame shuffling for the temporal diagnostics). For a late fusion this
+    scores the fused output; :func:`evaluate_streams` scores each stream too.
     """
+    results = _evaluate_scorers(
+        model,
+        data,
+        batch_size=batch_size,
+        device=device,
+        ks=ks,
+        class_names=class_names,
+        num_classes=num_classes,
+        clip_transform=clip_transform,
+        progress=progress,
+        desc=desc,
+        streams=False,
+    )
+    return results["fused" if "fused" in results else "model"]
+
+
+def evaluate_streams(
+    model: nn.Module,
+    data: Dataset | DataLoader | Iterable[Mapping[str, Any]],
+    **options: Any,
+) -> dict[str, ClassificationResult]:
+    """Like :func:`evaluate`, for a late fusion: one result per stream and one for ``"fused"``.
+
+    Each stream is scored on its own logits in the same pass, so the table of a fusion and of
+    its streams comes from one forward over the data.
+    """
+    return _evaluate_scorers(model, data, streams=True, **options)
+
+
+def _evaluate_scorers(
+    model: nn.Module,
+    data: Dataset | DataLoader | Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    ks: Sequence[int] = (1, 5),
+    class_names: list[str] | None = None,
+    num_classes: int | None = None,
+    clip_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
+    desc: str = "evaluate",
+    streams: bool = False,
+) -> dict[str, ClassificationResult]:
     from tqdm.auto import tqdm
 
     dev = resolve_device(device)
     if not isinstance(data, DataLoader) and isinstance(data, Dataset):
         data = DataLoader(data, batch_size=batch_size, shuffle=False)
     model = model.to(dev).eval()
-    scores, labels, losses, count = [], [], 0.0, 0
+    scores: dict[str, list[torch.Tensor]] = {}
+    losses: dict[str, float] = {}
+    labels: list[torch.Tensor] = []
     with torch.inference_mode():
         for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
             if clip_transform is not None:
                 batch = {**batch, "video": clip_transform(batch["video"])}
-            out = scores_of(model(model_inputs(model, batch, dev))).float().cpu()
+            output = model(model_inputs(model, batch, dev))
             label = batch["label"].long().cpu()
-            losses += float(nn.functional.cross_entropy(out, label, reduction="sum"))
-            scores.append(out)
+            outputs = {"fused" if hasattr(output, "fused") else "model": scores_of(output)}
+            if streams and hasattr(output, "streams"):
+                outputs.update(output.streams)
+            for name, value in outputs.items():
+                value = value.float().cpu()
+                scores.setdefault(name, []).append(value)
+                loss = float(nn.functional.cross_entropy(value, label, reduction="sum"))
+                losses[name] = losses.get(name, 0.0) + loss
             labels.append(label)
-            count += label.numel()
-    n_classes = num_classes or (scores[0].shape[1] if scores else len(class_names or []))
-    return accumulate(
-        scores,
-        labels,
-        num_classes=n_classes,
-        ks=ks,
-        loss=(losses / count) if count else None,
-        class_names=class_names,
-    )
+    count = sum(int(label.numel()) for label in labels)
+    results = {}
+    for name, values in scores.items():
+        n_classes = num_classes or values[0].shape[1]
+        results[name] = accumulate(
+            values,
+            labels,
+            num_classes=n_classes,
+            ks=ks,
+            loss=losses[name] / count if count else None,
+            class_names=class_names,
+        )
+    if not results:
+        results["model"] = accumulate(
+            [],
+            [],
+            num_classes=num_classes or len(class_names or []),
+            ks=ks,
+            class_names=class_names,
+        )
+    return results
 
 
 def fit(

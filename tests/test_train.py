@@ -124,3 +124,18 @@ def test_metrics_by_hand():
     assert topk_correct(scores, labels, (1, 2, 3)) == {1: 1, 2: 2, 3: 4}
     cm = confusion_matrix(scores.argmax(1), labels, 3)
     assert cm.tolist() == [[0, 0, 1], [1, 1, 0], [1, 0, 0]]
+
+
+def test_evaluate_streams_scores_each_stream_and_the_fusion():
+    from hartutor.models.fusion import LateFusion
+    from hartutor.train import evaluate_streams
+
+    torch.manual_seed(0)
+    fusion = LateFusion({"a": TinyNet(), "b": TinyNet()})
+    data = ToyClips(32, seed=2)
+    results = evaluate_streams(fusion, data, progress=False, ks=(1,))
+    assert set(results) == {"a", "b", "fused"}
+    alone = evaluate(fusion.streams["a"], data, progress=False, ks=(1,))
+    assert results["a"].top1 == alone.top1
+    assert torch.equal(results["a"].confusion, alone.confusion)
+    assert evaluate(fusion, data, progress=False, ks=(1,)).top1 == results["fused"].top1
