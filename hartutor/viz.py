@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ import numpy as np
 from hartutor._fileio import atomic_path
 
 if TYPE_CHECKING:
+    from matplotlib.animation import FuncAnimation
     from matplotlib.figure import Figure
 
 
@@ -309,3 +310,329 @@ def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> 
     if any(r[2] is not None for r in rows):
         fig.suptitle("green: the true class", fontsize=9)
     return fig
+
+
+# --------------------------------------------------------------------------- attributions
+
+
+def _as_heat(heat: object, frames: np.ndarray) -> np.ndarray:
+    """``(T, H, W)`` float heat in [0, 1], resized (bilinear) to ``frames``' size."""
+    if hasattr(heat, "detach"):
+        heat = heat.detach().cpu().numpy()  # type: ignore[union-attr]
+    array = np.asarray(heat, dtype=np.float32)
+    if array.ndim == 4:  # (C, T, H, W) attribution: magnitude over channels
+        array = np.abs(array).sum(0)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or len(array) != len(frames):
+        raise ValueError(
+            f"heat must be (T, H, W) with T={len(frames)} like the frames, got {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("heat has NaN or infinite values")
+    if array.shape[1:] != frames.shape[1:3]:
+        import torch
+        import torch.nn.functional as F
+
+        resized = F.interpolate(
+            torch.from_numpy(array)[:, None],
+            size=frames.shape[1:3],
+            mode="bilinear",
+            align_corners=False,
+        )
+        array = resized[:, 0].numpy()
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 1:  # not already in [0, 1]: scale by the clip's largest value
+        array = np.abs(array)
+        top = float(array.max())
+        array = array / top if top > 0 else np.zeros_like(array)
+    return array
+
+
+def overlay(frames: object, heat: object, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a heatmap over frames: uint8 ``(T, H, W, 3)``.
+
+    ``frames``: uint8 ``(T, H, W, 3)``. ``heat``: ``(T, H, W)`` in [0, 1] (any other range, or a
+    ``(C, T, H, W)`` attribution, is turned into magnitudes scaled by the clip's maximum, so
+    frames stay comparable), resized to the frames. Each pixel gets ``alpha * heat`` of the
+    colour map's colour, so cold regions keep the frame as it is.
+    """
+    from matplotlib import colormaps
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    array = _as_frames(frames)
+    weights = _as_heat(heat, array)
+    colours = colormaps[cmap](weights)[..., :3]  # (T, H, W, 3) in [0, 1]
+    mix = (alpha * weights)[..., None]
+    blended = (1.0 - mix) * (array / 255.0) + mix * colours
+    return np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
+
+
+def attribution_strip(
+    frames: object,
+    heat: object,
+    *,
+    num_frames: int = 8,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+    cell_inches: float = 1.3,
+) -> Figure:
+    """Frames (top row) and the same frames with the heatmap over them (bottom row).
+
+    Up to ``num_frames`` frames, evenly spaced; ``titles`` label every input frame (default
+    ``t=<index>``). The heat is scaled over the whole clip (see :func:`overlay`).
+    """
+    from matplotlib.figure import Figure
+
+    array = _as_frames(frames)
+    blended = overlay(array, heat, alpha=alpha, cmap=cmap)
+    if titles is not None and len(titles) != len(array):
+        raise ValueError(f"titles has {len(titles)} entries for {len(array)} frames")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    picks = np.unique(np.linspace(0, len(array) - 1, min(num_frames, len(array))).round())
+    picks = picks.astype(int)
+    aspect = array.shape[1] / array.shape[2]
+    fig = Figure(
+        figsize=(cell_inches * len(picks), 2 * cell_inches * aspect + (0.4 if title else 0.1)),
+        layout="constrained",
+    )
+    grid = fig.add_gridspec(2, len(picks))
+    for col, t in enumerate(picks):
+        for row, image in enumerate((array[t], blended[t])):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(image, interpolation="nearest")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(titles[t] if titles is not None else f"t={t}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def temporal_importance_plot(
+    curves: Mapping[str, object],
+    marker: float | Sequence[float] | None = None,
+    *,
+    title: str = "Which frames matter",
+    xlabel: str = "frame of the clip",
+) -> Figure:
+    """One line per stream of its per-frame importance (each curve sums to 1).
+
+    ``curves``: stream -> values ``(T,)`` (at frames 0..T-1) or ``(positions, values)``, e.g.
+    :meth:`hartutor.explain.Attribution.temporal_curve`, so a stream that sees 8 of 64 frames
+    is drawn at those frames. ``marker``: frame(s) to mark with a dashed line (an event).
+    """
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise ValueError("temporal_importance_plot needs at least one curve")
+    fig = Figure(figsize=(6.4, 3.0), layout="constrained")
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        if isinstance(curve, tuple) and len(curve) == 2:
+            x, y = (np.asarray(c, dtype=float) for c in curve)
+        else:
+            y = np.asarray(curve, dtype=float)
+            x = np.arange(len(y), dtype=float)
+        if y.ndim != 1 or x.shape != y.shape:
+            raise ValueError(f"curve {name!r}: positions {x.shape} and values {y.shape} differ")
+        ax.plot(x, y, marker="o", markersize=3, label=name)
+    if marker is not None:
+        for position in np.atleast_1d(np.asarray(marker, dtype=float)):
+            ax.axvline(position, color="0.3", linestyle="--", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of |attribution|")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def stream_share_figure(
+    shares: Mapping[str, float], *, title: str = "Share of the fused score"
+) -> Figure:
+    """Horizontal bars of each stream's share of the fused score (percent, summing to 100)."""
+    from matplotlib.figure import Figure
+
+    if not shares:
+        raise ValueError("stream_share_figure needs at least one stream")
+    names = list(shares)
+    values = np.array([float(shares[n]) for n in names])
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError(f"shares must be finite and >= 0, got {dict(shares)}")
+    fig = Figure(figsize=(5.0, 0.5 + 0.45 * len(names)), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(names))[::-1]
+    bars = ax.barh(y, 100 * values, color=[f"C{i}" for i in range(len(names))])
+    ax.bar_label(bars, labels=[f"{100 * v:.0f}%" for v in values], fontsize=8, padding=2)
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("% of the fused score")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def confusion_figure(
+    confusion: object,
+    class_names: Sequence[str],
+    normalize: bool = True,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """The confusion matrix (rows: true class, columns: predicted) as a heatmap.
+
+    ``normalize``: each row divided by its count (recall on the diagonal); rows with no
+    samples stay empty. Cells are annotated when there are at most 20 classes.
+    """
+    from matplotlib.figure import Figure
+
+    if hasattr(confusion, "detach"):
+        confusion = confusion.detach().cpu().numpy()  # type: ignore[union-attr]
+    counts = np.asarray(confusion, dtype=float)
+    k = len(class_names)
+    if counts.shape != (k, k):
+        raise ValueError(f"confusion must be ({k}, {k}) for {k} class names, got {counts.shape}")
+    values = counts
+    if normalize:
+        totals = counts.sum(1, keepdims=True)
+        values = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
+    side = max(3.5, 0.45 * k + 1.5)
+    fig = Figure(figsize=(side + 0.8, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(
+        image, ax=ax, shrink=0.8, label="fraction of the true class" if normalize else "clips"
+    )
+    ax.set_xticks(range(k), class_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:
+        top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+        for i in range(k):
+            for j in range(k):
+                if counts[i, j] == 0:
+                    continue
+                text = f"{values[i, j]:.2f}" if normalize else f"{int(counts[i, j])}"
+                colour = "white" if values[i, j] > 0.6 * top else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6, color=colour)
+    ax.set_title(title or ("Confusion (row-normalised)" if normalize else "Confusion"), fontsize=10)
+    return fig
+
+
+def params_accuracy_figure(
+    rows: Sequence[object],
+    accuracies: Mapping[str, float] | None = None,
+    *,
+    title: str = "Parameters and accuracy",
+) -> Figure:
+    """Each model's parameter count (log scale) against its top-1 accuracy.
+
+    ``rows``: :class:`hartutor.params.ModelRow` (``label``, ``params``, ``poster_top1``).
+    ``accuracies``: label (or model name) -> top-1 in [0, 1] or percent, e.g. measured on the
+    synthetic set; otherwise a row's poster claim with a number is used. Models without
+    either are drawn as ticks on the x axis, so every model's size is still shown.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    if not rows:
+        raise ValueError("params_accuracy_figure needs at least one row")
+    accuracies = dict(accuracies or {})
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    unknown: list[tuple[str, float]] = []
+    shown = 0
+    for row in rows:
+        label = str(getattr(row, "label", row))
+        params = getattr(row, "params", None)
+        if params is None:
+            continue
+        accuracy = accuracies.get(label, accuracies.get(str(getattr(row, "model", ""))))
+        claim = getattr(row, "poster_top1", None)
+        if accuracy is None and claim is not None and claim.number is not None:
+            accuracy = claim.number
+        if accuracy is None:
+            unknown.append((label, float(params)))
+            continue
+        accuracy = float(accuracy) * (100.0 if float(accuracy) <= 1.0 else 1.0)
+        ax.scatter(params, accuracy, s=30, zorder=3)
+        ax.annotate(
+            label, (params, accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8
+        )
+        shown += 1
+    for label, params in unknown:
+        ax.axvline(params, color="0.75", linewidth=1, zorder=1)
+        ax.annotate(
+            label,
+            (params, 0.02),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=7,
+            color="0.4",
+            ha="right",
+            va="bottom",
+        )
+    ax.set_xscale("log")
+    millions = FuncFormatter(lambda value, _pos: f"{value / 1e6:g}M")
+    ax.xaxis.set_major_formatter(millions)
+    ax.xaxis.set_minor_formatter(millions)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.margins(x=0.15, y=0.1)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("top-1 accuracy (%)")
+    if shown == 0:
+        ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def animate(
+    frames: object,
+    heat: object | None = None,
+    fps: float = 8,
+    *,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    title: str | None = None,
+    inches: float = 3.0,
+) -> FuncAnimation:
+    """An animation of a clip (with its heatmap blended in, if given) for notebooks.
+
+    Built on a :class:`matplotlib.figure.Figure`, so it works headless (Agg); show it in
+    Jupyter with :func:`to_jshtml` (or ``anim.to_html5_video()`` where ffmpeg exists).
+    """
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    array = _as_frames(frames)
+    if heat is not None:
+        array = overlay(array, heat, alpha=alpha, cmap=cmap)
+    aspect = array.shape[1] / array.shape[2]
+    fig = Figure(figsize=(inches, inches * aspect + (0.3 if title else 0.0)))
+    ax = fig.add_axes((0, 0, 1, 0.9 if title else 1))
+    ax.set_axis_off()
+    image = ax.imshow(array[0], interpolation="nearest")
+    label = fig.suptitle(f"{title or ''} t=0".strip(), fontsize=9) if title else None
+
+    def update(t: int) -> list:
+        image.set_data(array[t])
+        if label is not None:
+            label.set_text(f"{title} t={t}")
+        return [image]
+
+    return FuncAnimation(fig, update, frames=len(array), interval=1000.0 / fps, blit=False)
+
+
+def to_jshtml(anim: FuncAnimation, *, loop: bool = True) -> str:
+    """The animation as self-contained HTML + JavaScript (no ffmpeg needed); display it with
+    ``IPython.display.HTML(to_jshtml(anim))``."""
+    return anim.to_jshtml(default_mode="loop" if loop else "once")
