@@ -129,6 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         optimizer=args.optimizer,
         warmup_epochs=args.warmup,
+        fusion_loss=args.fusion_loss,
         seed=args.seed,
         num_workers=args.workers,
         num_threads=args.threads,
@@ -187,6 +188,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Top-1/top-5 and per-class accuracy of a checkpoint; optionally the temporal diagnostics."""
+    from torch import nn
+
     from hartutor.data import build_datasets
     from hartutor.diagnostics import temporal_diagnostics
     from hartutor.train import evaluate, load_checkpoint
@@ -218,9 +221,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     width = max(len(n) for n in names)
     for name, accuracy in result.per_class().items():
         print(f"  {name:<{width}}  {accuracy:.1%}")
+    if isinstance(getattr(model, "streams", None), nn.ModuleDict):  # a fusion: score each stream
+        from hartutor.train import evaluate_streams
+
+        scored = evaluate_streams(
+            model, bundle.val, batch_size=args.batch_size, class_names=names, progress=False
+        )
+        print("\n| scorer | top-1 | top-5 |\n|---|---|---|")
+        for scorer, stream_result in scored.items():
+            print(f"| {scorer} | {stream_result.top1:.1%} | {stream_result.top5:.1%} |")
     if args.diagnostics:
         print()
         print(report.to_markdown())
+        if data == "synthetic":
+            from hartutor.diagnostics import pair_report, pairs_markdown
+            from hartutor.synth import REVERSAL_PAIRS
+
+            for condition in ("original", "reversed"):
+                pairs = pair_report(report.results[condition], REVERSAL_PAIRS)
+                print(f"\ntime-reversal pairs, {condition} clips:\n{pairs_markdown(pairs)}")
     return 0
 
 
@@ -359,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (default 0.5)")
+    p.add_argument(
+        "--fusion-loss",
+        choices=["streams", "fused"],
+        default="streams",
+        help="fusions (two_stream, i3d_xception_fusion): train each stream on its own loss "
+        "(default, as the papers) or on the fused score",
+    )
     p.add_argument("--clips", type=int, default=1300, help="synthetic training clips")
     p.add_argument("--val-clips", type=int, default=260, help="synthetic validation clips")
     p.add_argument("--seed", type=int, default=0)

@@ -20,13 +20,21 @@ Conventions:
 Poster figures are data (:data:`POSTER_CLAIMS`), each with its source; a cell the poster
 does not give is shown as "—". Where hartutor's count and the poster's differ, both are
 shown (and the difference is noted).
+
+For the lessons on C3D, I3D and Xception (notebooks 04-06), the same conventions one level
+down: :func:`layer_cost` (one layer), :func:`parameter_breakdown` (per layer or per group of
+layers, e.g. Xception's flows from :func:`xception_flows`), :func:`inflation_table` (2D
+networks against their inflated 3D twins) and :func:`match_tf_checkpoint` (DeepMind's I3D
+checkpoint index against hartutor's I3D, variable by variable).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -39,15 +47,27 @@ __all__ = [
     "POSTER_CLAIMS",
     "POSTER_SOURCE",
     "TABLE_MODELS",
+    "CheckpointMatch",
     "Claim",
+    "InflationRow",
+    "LayerCost",
     "ModelRow",
     "RowSpec",
+    "VariableMatch",
+    "breakdown_figure",
+    "breakdown_markdown",
     "count_flops",
     "count_parameters",
     "example_inputs",
     "format_table",
+    "inflation_markdown",
+    "inflation_table",
+    "layer_cost",
+    "match_tf_checkpoint",
     "measure_row",
+    "parameter_breakdown",
     "parameter_table",
+    "xception_flows",
 ]
 
 MISSING = "—"
@@ -357,3 +377,395 @@ def format_table(rows: Sequence[ModelRow], fmt: Literal["markdown", "text"] = "m
     )
     lines += [f"Poster figures: {s}." for s in sources]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- lessons 04-06
+# Where the parameters and FLOPs of one network sit: single layers, per-layer and per-block
+# breakdowns, 2D networks against their inflated 3D twins, a TF checkpoint against a model.
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Parameters, FLOPs (2 per multiply-add) and output shape of one layer or group."""
+
+    name: str
+    params: int
+    flops: int
+    output_shape: tuple[int, ...] | None = None
+    members: tuple[str, ...] = ()
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    tensor = next(module.parameters(), None)
+    if tensor is None:
+        tensor = next(module.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def layer_cost(layer: nn.Module, input_shape: Sequence[int], *, name: str = "") -> LayerCost:
+    """Parameters, FLOPs and output shape of ``layer`` on one input of ``input_shape``.
+
+    ``input_shape`` includes the batch dimension, e.g. ``(1, 64, 16, 56, 56)`` for a Conv3d.
+    The input is zeros on the layer's device: build the layer under ``torch.device("meta")``
+    to count a full-size layer without memory or arithmetic.
+    """
+    x = torch.zeros(tuple(int(n) for n in input_shape), device=_device_of(layer))
+    shapes: list[tuple[int, ...]] = []
+    handle = layer.register_forward_hook(lambda m, a, out: shapes.append(tuple(out.shape)))
+    try:
+        flops, _ = count_flops(layer, x)
+    finally:
+        handle.remove()
+    return LayerCost(
+        name or type(layer).__name__,
+        count_parameters(layer),
+        flops,
+        shapes[-1],
+        (name,) if name else (),
+    )
+
+
+def _unique_params(modules: Sequence[nn.Module]) -> int:
+    seen: dict[int, int] = {}
+    for module in modules:
+        for p in module.parameters():
+            seen[id(p)] = p.numel()
+    return sum(seen.values())
+
+
+def parameter_breakdown(
+    model: nn.Module,
+    inputs: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
+    *,
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> list[LayerCost]:
+    """Parameters, FLOPs and output shape per layer (or per named group of layers), in the
+    order the forward pass calls them.
+
+    Without ``groups``: one row per direct child of ``model`` called exactly once (shared
+    activation or dropout modules, called several times and without parameters, are left
+    out). With ``groups``: one row per ``{label: [qualified module names]}`` entry; its
+    output shape is that of the member called last. ``inputs`` default to
+    :func:`example_inputs` (``model.input_spec``) on the model's device. Parameters of
+    ``model`` that no row holds are reported in a final ``"(other)"`` row, so the rows
+    always add up to :func:`count_parameters`.
+    """
+    if inputs is None:
+        inputs = example_inputs(model, device=_device_of(model))
+    if groups is None:
+        candidates = dict(model.named_children())
+    else:
+        candidates = {}
+        for label, names in groups.items():
+            for qualified in names:
+                try:
+                    candidates[qualified] = model.get_submodule(qualified)
+                except AttributeError as err:
+                    raise TableError(
+                        f"group {label!r}: {type(model).__name__} has no submodule {qualified!r}"
+                    ) from err
+    calls: dict[str, list[tuple[int, ...] | None]] = {name: [] for name in candidates}
+    order: list[str] = []
+
+    def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+            calls[name].append(shape)
+            order.append(name)
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in candidates.items()]
+    try:
+        _, per_module = count_flops(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows: list[LayerCost] = []
+    if groups is None:
+        for name in dict.fromkeys(order):
+            if len(calls[name]) != 1:
+                continue
+            rows.append(
+                LayerCost(
+                    name,
+                    count_parameters(candidates[name]),
+                    per_module.get(name, 0),
+                    calls[name][0],
+                    (name,),
+                )
+            )
+    else:
+        position = {name: i for i, name in enumerate(order)}  # last call of each module
+        for label, names in groups.items():
+            called = [n for n in names if n in position]
+            last = max(called, key=position.__getitem__) if called else None
+            rows.append(
+                LayerCost(
+                    label,
+                    _unique_params([candidates[n] for n in names]),
+                    sum(per_module.get(n, 0) for n in names),
+                    calls[last][-1] if last is not None else None,
+                    tuple(names),
+                )
+            )
+    held = _unique_params([candidates[n] for row in rows for n in row.members])
+    other = count_parameters(model) - held
+    if other:
+        rows.append(LayerCost("(other)", other, 0, None, ()))
+    return rows
+
+
+def breakdown_markdown(rows: Sequence[LayerCost], *, title: str = "layer") -> str:
+    """A Markdown table of :func:`parameter_breakdown` or :func:`layer_cost` rows, with each
+    row's share of the total parameters and FLOPs and a total line."""
+    params = sum(r.params for r in rows)
+    flops = sum(r.flops for r in rows)
+    lines = [
+        f"| {title} | output | params | % params | GFLOPs | % FLOPs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        shape = "x".join(str(n) for n in r.output_shape[1:]) if r.output_shape else MISSING
+        lines.append(
+            f"| {r.name} | {shape} | {r.params:,} | {r.params / max(params, 1):.1%} | "
+            f"{r.gflops:.3f} | {r.flops / max(flops, 1):.1%} |"
+        )
+    lines.append(f"| **total** | | **{params:,}** | 100% | **{flops / 1e9:.3f}** | 100% |")
+    return "\n".join(lines)
+
+
+def breakdown_figure(rows: Sequence[LayerCost], *, title: str = "") -> Any:
+    """Two bar charts side by side: each row's share of the parameters and of the FLOPs.
+
+    Returns a Matplotlib ``Figure`` (a notebook cell returning it displays it).
+    """
+    from matplotlib.figure import Figure
+
+    names = [r.name for r in rows]
+    params = sum(r.params for r in rows) or 1
+    flops = sum(r.flops for r in rows) or 1
+    fig = Figure(figsize=(10, 0.3 * len(rows) + 1.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, values, total, label, colour in (
+        (axes[0], [r.params for r in rows], params, "share of parameters", "tab:blue"),
+        (axes[1], [r.flops for r in rows], flops, "share of FLOPs", "tab:orange"),
+    ):
+        shares = [100 * v / total for v in values]
+        ax.barh(range(len(rows)), shares, color=colour)
+        ax.set_xlabel(f"{label} (%)")
+        ax.set_xlim(0, 105)
+        for y, share in enumerate(shares):
+            ax.text(share + 1, y, f"{share:.1f}", va="center", fontsize=8)
+    axes[0].set_yticks(range(len(rows)), names)
+    axes[0].invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def xception_flows(model: nn.Module) -> dict[str, list[str]]:
+    """Xception's entry, middle and exit flows (and classifier), read from the structure.
+
+    The middle flow is the run of residual blocks with an identity shortcut (timm's
+    ``Block`` with ``skip=None``: same width, stride 1); everything before it is the entry
+    flow, everything after it up to the classifier is the exit flow. Works on timm's
+    ``legacy_xception`` and on hartutor's :class:`~hartutor.models.xception.MiniXception`
+    (whose ``blocks`` sequence is expanded). Returns ``{flow: [qualified module names]}``
+    for :func:`parameter_breakdown`'s ``groups``.
+    """
+    from timm.models.xception import Block
+
+    units: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential) and any(isinstance(m, Block) for m in child):
+            units += [(f"{name}.{i}", m) for i, m in child.named_children()]
+        else:
+            units.append((name, child))
+    middle = [i for i, (_, m) in enumerate(units) if isinstance(m, Block) and m.skip is None]
+    if not middle:
+        raise TableError(
+            f"{type(model).__name__} has no Xception middle flow (timm Blocks with an "
+            "identity shortcut); expected timm's legacy_xception or hartutor's MiniXception"
+        )
+    classifier = {"global_pool", "head_drop", "head", "fc"}
+    flows: dict[str, list[str]] = {
+        "entry flow": [],
+        "middle flow": [],
+        "exit flow": [],
+        "classifier": [],
+    }
+    for i, (name, _) in enumerate(units):
+        if name in classifier:
+            flows["classifier"].append(name)
+        elif i < middle[0]:
+            flows["entry flow"].append(name)
+        elif i <= middle[-1]:
+            flows["middle flow"].append(name)
+        else:
+            flows["exit flow"].append(name)
+    return flows
+
+
+@dataclass(frozen=True)
+class InflationRow:
+    """A 2D network and its inflated 3D twin, counted."""
+
+    label: str
+    params_2d: int
+    params_3d: int
+    spatial_conv_params_2d: int  # in k x k convolutions with k > 1: what inflation multiplies
+
+    @property
+    def ratio(self) -> float:
+        return self.params_3d / self.params_2d
+
+    @property
+    def spatial_share(self) -> float:
+        """Share of the 2D network's parameters that inflation multiplies."""
+        return self.spatial_conv_params_2d / self.params_2d
+
+
+def inflation_table(models2d: Mapping[str, nn.Module], **inflate_kwargs: Any) -> list[InflationRow]:
+    """Count each 2D network and its twin from :func:`~hartutor.models.inflate.inflate_model`.
+
+    ``inflate_kwargs`` go to ``inflate_model`` (default: I3D's recipe, every k x k
+    convolution becomes k x k x k). Build the 2D networks under ``torch.device("meta")`` to
+    count full-size ones without memory.
+    """
+    from hartutor.models.inflate import inflate_model
+
+    rows = []
+    for label, model2d in models2d.items():
+        model3d = inflate_model(model2d, **inflate_kwargs)
+        spatial = sum(
+            m.weight.numel()
+            for m in model2d.modules()
+            if isinstance(m, nn.Conv2d) and max(m.kernel_size) > 1
+        )
+        rows.append(
+            InflationRow(label, count_parameters(model2d), count_parameters(model3d), spatial)
+        )
+    return rows
+
+
+def inflation_markdown(rows: Sequence[InflationRow]) -> str:
+    """A Markdown table of :func:`inflation_table` rows."""
+    lines = [
+        "| 2D network | params 2D | in k x k convs (k > 1) | params inflated 3D | 3D / 2D |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.label} | {_format_params(r.params_2d)} | {r.spatial_share:.0%} | "
+            f"{_format_params(r.params_3d)} | x{r.ratio:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class VariableMatch:
+    """One TF checkpoint variable and the model tensor it fills."""
+
+    tf_name: str
+    tf_shape: tuple[int, ...]
+    key: str | None  # None: no rule maps it
+    shape: tuple[int, ...] | None  # the model tensor's shape (PyTorch layout)
+
+    @property
+    def fits(self) -> bool:
+        """Same number of elements in the same arrangement (TF conv kernels are
+        (T, H, W, C_in, C_out), PyTorch's (C_out, C_in, T, H, W))."""
+        if self.key is None or self.shape is None:
+            return False
+        shape = self.tf_shape
+        if self.key.endswith("conv3d.weight") and len(shape) == 5:
+            shape = (shape[4], shape[3], shape[0], shape[1], shape[2])
+        return tuple(shape) == tuple(self.shape)
+
+
+@dataclass(frozen=True)
+class CheckpointMatch:
+    """How the variables of a DeepMind I3D TF checkpoint map onto an :class:`InceptionI3d`."""
+
+    rows: tuple[VariableMatch, ...]
+    unmapped: tuple[str, ...]  # TF variables no rule maps (bookkeeping ones excluded)
+    duplicates: tuple[str, ...]  # model keys filled by more than one TF variable
+    uncovered: tuple[str, ...]  # model tensors no TF variable fills (frozen BN scales aside)
+    tf_trained_elements: int  # elements of the TF variables that training updates
+    model_trainable: int  # trainable parameters of the model
+
+    @property
+    def one_to_one(self) -> bool:
+        return (
+            not self.unmapped
+            and not self.duplicates
+            and not self.uncovered
+            and all(r.fits for r in self.rows)
+            and self.tf_trained_elements == self.model_trainable
+        )
+
+
+def match_tf_checkpoint(index_path: str | Path, model: nn.Module | None = None) -> CheckpointMatch:
+    """Map every variable of a DeepMind I3D checkpoint index onto ``model``'s tensors.
+
+    Reads only the ``.index`` file (names, dtypes, shapes; no weights). ``model`` defaults
+    to the paper I3D with the index's number of classes and input channels, built on
+    ``meta``. Moving averages (``moving_mean``/``moving_variance``) fill BatchNorm buffers;
+    every other variable is trained, and their total must equal the model's trainable
+    parameters.
+    """
+    from hartutor.models.i3d import InceptionI3d, is_non_model_tf_variable, tf_variable_name_to_key
+    from hartutor.weights.tf_checkpoint import read_tf_checkpoint_index
+
+    entries = read_tf_checkpoint_index(index_path)
+    if model is None:
+        logits = next(
+            (e for n, e in entries.items() if n.endswith("Logits/Conv3d_0c_1x1/conv_3d/b")), None
+        )
+        stem = next((e for n, e in entries.items() if n.endswith("Conv3d_1a_7x7/conv_3d/w")), None)
+        if logits is None or stem is None:
+            raise TableError(f"{index_path} is not a DeepMind I3D checkpoint (no logits/stem)")
+        with torch.device("meta"):
+            model = InceptionI3d(num_classes=logits.shape[0], in_channels=stem.shape[3])
+    state = model.state_dict()
+    rows, unmapped, filled = [], [], Counter()
+    trained = 0
+    for name in sorted(entries):
+        entry = entries[name]
+        key = tf_variable_name_to_key(name)
+        if key is None:
+            if not is_non_model_tf_variable(name):
+                unmapped.append(name)
+            continue
+        filled[key] += 1
+        rows.append(
+            VariableMatch(
+                name,
+                tuple(entry.shape),
+                key,
+                tuple(state[key].shape) if key in state else None,
+            )
+        )
+        if "moving_" not in name:
+            trained += entry.num_elements
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    uncovered = sorted(
+        k
+        for k in state
+        if k not in filled
+        and not k.endswith("num_batches_tracked")
+        and (k in trainable or not k.endswith("bn.weight"))
+    )
+    return CheckpointMatch(
+        tuple(rows),
+        tuple(unmapped),
+        tuple(sorted(k for k, n in filled.items() if n > 1)),
+        tuple(uncovered),
+        trained,
+        count_parameters(model, trainable_only=True),
+    )

@@ -58,6 +58,11 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | Literal["auto"] = "auto"
     progress: bool = True
+    #: How a late fusion (two-stream, I3D + Xception) learns. ``"streams"``: each stream on its
+    #: own cross-entropy (their mean), as the papers trained the streams separately; the fused
+    #: score is only evaluated. ``"fused"``: one cross-entropy on the fused score; the stream
+    #: that learns first then takes the whole loss and the other may stay at chance.
+    fusion_loss: Literal["streams", "fused"] = "streams"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -230,15 +235,15 @@ def evaluate(
     ks: Sequence[int] = (1, 5),
     class_names: list[str] | None = None,
     num_classes: int | None = None,
-    clip_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     progress: bool = True,
     desc: str = "evaluate",
 ) -> ClassificationResult:
     """Top-k, per-class accuracy and confusion matrix of ``model`` on ``data``.
 
-    ``clip_transform`` is applied to every batch's ``video`` before the model sees it (e.g.
-    time reversal or frame shuffling for the temporal diagnostics). For a late fusion this
-    scores the fused output; :func:`evaluate_streams` scores each stream too.
+    ``batch_transform`` maps every batch (a dict with ``video``, maybe ``flow``) before the
+    model sees it (e.g. time reversal or frame shuffling for the temporal diagnostics). For a
+    late fusion this scores the fused output; :func:`evaluate_streams` scores each stream too.
     """
     results = _evaluate_scorers(
         model,
@@ -248,7 +253,7 @@ def evaluate(
         ks=ks,
         class_names=class_names,
         num_classes=num_classes,
-        clip_transform=clip_transform,
+        batch_transform=batch_transform,
         progress=progress,
         desc=desc,
         streams=False,
@@ -278,7 +283,7 @@ def _evaluate_scorers(
     ks: Sequence[int] = (1, 5),
     class_names: list[str] | None = None,
     num_classes: int | None = None,
-    clip_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
     progress: bool = True,
     desc: str = "evaluate",
     streams: bool = False,
@@ -294,8 +299,8 @@ def _evaluate_scorers(
     labels: list[torch.Tensor] = []
     with torch.inference_mode():
         for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
-            if clip_transform is not None:
-                batch = {**batch, "video": clip_transform(batch["video"])}
+            if batch_transform is not None:
+                batch = batch_transform(batch)
             output = model(model_inputs(model, batch, dev))
             label = batch["label"].long().cpu()
             outputs = {"fused" if hasattr(output, "fused") else "model": scores_of(output)}
@@ -373,11 +378,12 @@ def fit(
         start_epoch = int(state["epoch"])
         history = [EpochRecord(**record) for record in state.get("history", [])]
         if state.get("config") and state["config"] != asdict(config):
+            defaults = asdict(TrainConfig())  # settings added since the checkpoint was written
+            old = {**defaults, **state["config"]}
             changed = {
-                k: (state["config"].get(k), v)
+                k: (old.get(k), v)
                 for k, v in asdict(config).items()
-                if state["config"].get(k) != v
-                and k not in ("progress", "num_workers", "num_threads")
+                if old.get(k) != v and k not in ("progress", "num_workers", "num_threads")
             }
             if changed:
                 raise HartutorError(
@@ -402,7 +408,11 @@ def fit(
             with torch.autocast(device.type, enabled=use_amp):
                 output = model(model_inputs(model, batch, device))
                 logits = scores_of(output)
-                loss = criterion(logits.float(), labels)
+                if config.fusion_loss == "streams" and hasattr(output, "streams"):
+                    stream_losses = [criterion(s.float(), labels) for s in output.streams.values()]
+                    loss = torch.stack(stream_losses).mean()
+                else:
+                    loss = criterion(logits.float(), labels)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "

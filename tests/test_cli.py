@@ -92,3 +92,27 @@ def test_params_prints_the_table_with_measured_and_claimed_counts():
     assert result.returncode == 0, result.stderr
     assert "| C3D | 16x112x112 RGB | 78.4M |" in result.stdout
     assert "~31M" in result.stdout and "I3D + Xception fusion" in result.stdout
+
+
+def test_train_then_evaluate_from_the_command_line(tmp_path: Path, capsys):
+    out, release = tmp_path / "run.pt", tmp_path / "release.pt"
+    args = ["--threads", "1", "train", "i3d", "--preset", "tiny", "--data", "synthetic"]
+    args += ["--clips", "26", "--val-clips", "13", "--epochs", "1", "--batch-size", "13"]
+    assert main([*args, "--quiet", "--out", str(out), "--export", str(release)]) == 0
+    assert out.is_file() and release.is_file() and release.stat().st_size < out.stat().st_size
+    assert "epoch   1" in capsys.readouterr().out
+    code = main(["evaluate", str(release), "--clips", "13", "--diagnostics", "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "| reversed |" in text and "| shuffled |" in text
+    assert "time-reversal pairs, reversed clips" in text
+
+
+def test_evaluating_a_fusion_scores_each_stream(capsys):
+    from hartutor.course import shipped_checkpoint
+
+    path = shipped_checkpoint("i3d_xception_fusion_tiny.pt")
+    assert main(["--threads", "1", "evaluate", str(path), "--clips", "13", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    for scorer in ("fused", "i3d", "xception"):
+        assert f"| {scorer} |" in text

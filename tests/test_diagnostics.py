@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 from toy import TinyNet, ToyClips
 
-from hartutor.diagnostics import reverse_time, shuffle_frames, temporal_diagnostics
+from hartutor.diagnostics import (
+    reverse_batch,
+    reverse_time,
+    shuffle_batch,
+    shuffle_frames,
+    temporal_diagnostics,
+)
+from hartutor.synth import REVERSAL_PAIRS
+from hartutor.synth.render import render_clip
 from hartutor.train import TrainConfig, fit
 
 
@@ -29,6 +39,35 @@ def test_transforms_keep_the_frames_and_change_the_order():
     assert torch.equal(shuffled.sort(dim=2).values, video)  # same frames, other order
     again = shuffle_frames(seed=4)(video)
     assert torch.equal(again, shuffled)  # reproducible
+
+
+@pytest.mark.parametrize(("forward", "backward"), REVERSAL_PAIRS)
+def test_reversed_batch_is_the_partner_clip_with_its_flow(forward: str, backward: str):
+    # A reversal pair rendered with one seed is the same clip played both ways, so reversing
+    # the forward batch must give the backward clip and (to first order) its true flow.
+    fwd = render_clip(forward, 3, with_flow=True)
+    bwd = render_clip(backward, 3, with_flow=True)
+    batch = {
+        "video": torch.from_numpy(fwd.frames.copy()).permute(3, 0, 1, 2)[None],
+        "flow": torch.from_numpy(fwd.flow.copy())[None],
+        "label": torch.tensor([fwd.label]),
+    }
+    reversed_batch = reverse_batch(batch)
+    expected_video = torch.from_numpy(bwd.frames.copy()).permute(3, 0, 1, 2)[None]
+    assert torch.equal(reversed_batch["video"], expected_video)
+    epe = np.sqrt(((reversed_batch["flow"][0].numpy() - bwd.flow) ** 2).sum(0))
+    speed = np.sqrt((bwd.flow**2).sum(0))
+    assert epe.mean() < 0.1 * speed.mean(), (epe.mean(), speed.mean())
+    assert torch.equal(reversed_batch["label"], batch["label"])  # labels are never touched
+
+
+def test_shuffled_batch_permutes_flow_fields_too():
+    video = torch.rand(2, 3, 6, 4, 4)
+    flow = torch.rand(2, 2, 5, 4, 4)
+    out = shuffle_batch(seed=1)({"video": video, "flow": flow})
+    assert not torch.equal(out["flow"], flow)
+    assert torch.equal(out["flow"].sort(dim=2).values, flow.sort(dim=2).values)
+    assert torch.equal(out["video"].sort(dim=2).values, video.sort(dim=2).values)
 
 
 def test_order_blind_model_is_unaffected_and_temporal_model_collapses():
@@ -59,3 +98,10 @@ def test_pair_report_by_hand():
     assert report.correct == 10 / 20 and report.swapped == 7 / 20 and report.elsewhere == 3 / 20
     assert report.within_pair_accuracy == 10 / 17
     assert "| a / b | 20 | 50% | 35% | 15% | 59% |" in pairs_markdown([report])
+    # every clip of the pair predicted as a third class: no within-pair accuracy to show
+    elsewhere = ClassificationResult(
+        10, {1: 0.0}, torch.tensor([[0, 0, 5], [0, 0, 5], [0, 0, 0]]), class_names=["a", "b", "c"]
+    )
+    assert "| a / b | 10 | 0% | 0% | 100% | n/a |" in pairs_markdown(
+        pair_report(elsewhere, [("a", "b")])
+    )

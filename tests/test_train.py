@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 from toy import TinyNet, ToyClips
 
@@ -139,3 +140,28 @@ def test_evaluate_streams_scores_each_stream_and_the_fusion():
     assert results["a"].top1 == alone.top1
     assert torch.equal(results["a"].confusion, alone.confusion)
     assert evaluate(fusion, data, progress=False, ks=(1,)).top1 == results["fused"].top1
+
+
+def test_a_fusion_trains_each_stream_on_its_own_loss_by_default():
+    """Streams learn as if trained separately (the papers' recipe); "fused" is one loss."""
+    from hartutor.models.fusion import LateFusion
+
+    data = ToyClips(8, seed=3)
+    batch = {"video": data.videos, "label": data.labels}
+    for mode in ("streams", "fused"):
+        torch.manual_seed(0)
+        fusion = LateFusion({"a": TinyNet(), "b": TinyNet()}).eval()
+        with torch.no_grad():
+            out = fusion(batch["video"])
+        per_stream = [nn.functional.cross_entropy(s, batch["label"]) for s in out.streams.values()]
+        expected = {
+            "streams": float(torch.stack(per_stream).mean()),
+            "fused": float(nn.functional.nll_loss(out.log_probabilities, batch["label"])),
+        }[mode]
+        for module in fusion.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0  # the recorded training loss must be the eval-mode loss
+        config = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, fusion_loss=mode)
+        history = fit(fusion, data, config=config).history
+        assert abs(history[0].train_loss - expected) < 1e-5, (mode, history[0].train_loss)
+    assert expected != float(torch.stack(per_stream).mean())  # the two rules differ here
