@@ -28,7 +28,7 @@ MODELS=("$@")
 run_model() {
   case $1 in
     single_frame) train single_frame --clips 1300 --epochs 6 ;;
-    lrcn) train lrcn --clips 1300 --epochs 8 ;;
+    lrcn) train lrcn --clips 1300 --epochs 14 ;;
     two_stream) train two_stream --clips 1300 --epochs 8 ;;
     c3d) train c3d --clips 1300 --epochs 8 ;;
     i3d) train i3d --clips 1300 --epochs 10 ;;
