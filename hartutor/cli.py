@@ -227,9 +227,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scored = evaluate_streams(
             model, bundle.val, batch_size=args.batch_size, class_names=names, progress=False
         )
-        print("\n| scorer | top-1 | top-5 |\n|---|---|---|")
-        for scorer, stream_result in scored.items():
-            print(f"| {scorer} | {stream_result.top1:.1%} | {stream_result.top5:.1%} |")
+        from hartutor._markdown import markdown_table
+
+        rows = [(name, f"{r.top1:.1%}", f"{r.top5:.1%}") for name, r in scored.items()]
+        print("\n" + markdown_table(("scorer", "top-1", "top-5"), rows))
     if args.diagnostics:
         print()
         print(report.to_markdown())

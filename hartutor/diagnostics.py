@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from hartutor._markdown import markdown_table
 from hartutor.metrics import ClassificationResult
 
 TIME_DIM = 2  # videos are (N, C, T, H, W); flow stacks are (N, 2, T-1, H, W)
@@ -111,11 +112,15 @@ class TemporalDiagnostics:
         return {name: base[name] - other[name] for name in base}
 
     def to_markdown(self, k: int = 1) -> str:
-        rows = [f"| condition | top-{k} | drop |", "|---|---|---|"]
-        for name, result in self.results.items():
-            drop = "" if name == "original" else f"{self.drop(name, k):+.1%}"
-            rows.append(f"| {name} | {result.topk[k]:.1%} | {drop} |")
-        return "\n".join(rows)
+        rows = [
+            (
+                name,
+                f"{result.topk[k]:.1%}",
+                "" if name == "original" else f"{self.drop(name, k):+.1%}",
+            )
+            for name, result in self.results.items()
+        ]
+        return markdown_table(("condition", f"top-{k}", "drop"), rows)
 
 
 def temporal_diagnostics(
@@ -217,14 +222,13 @@ def _percent(value: float) -> str:
 
 def pairs_markdown(reports: Sequence[PairReport]) -> str:
     """A markdown table of :func:`pair_report`'s rows ("n/a" where nothing was predicted)."""
+    header = ("pair", "clips", "correct", "swapped", "other", "within-pair accuracy")
     rows = [
-        "| pair | clips | correct | swapped | other | within-pair accuracy |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in reports:
-        rows.append(
-            f"| {r.pair[0]} / {r.pair[1]} | {r.clips} | {_percent(r.correct)} | "
-            f"{_percent(r.swapped)} | {_percent(r.elsewhere)} | "
-            f"{_percent(r.within_pair_accuracy)} |"
+        (
+            f"{r.pair[0]} / {r.pair[1]}",
+            r.clips,
+            *(_percent(v) for v in (r.correct, r.swapped, r.elsewhere, r.within_pair_accuracy)),
         )
-    return "\n".join(rows)
+        for r in reports
+    ]
+    return markdown_table(header, rows)

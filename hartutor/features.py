@@ -986,20 +986,20 @@ class FusionReport:
 
     def table(self) -> str:
         """A Markdown table of clip and video top-1/top-5 per stream and fused."""
-        rows = [
-            "| | clip top-1 | clip top-5 | video top-1 | video top-5 |",
-            "|---|---|---|---|---|",
-        ]
+        from hartutor._markdown import markdown_table
+
         results = {name: r.evaluation for name, r in self.streams.items()}
         results[f"fusion ({self.mode})"] = self.fused
+        rows = []
         for name, ev in results.items():
-            cells = []
+            cells = [name]
             for result in (ev.clip, ev.video):
                 cells += (
                     ["—", "—"] if result is None else [f"{result.top1:.1%}", f"{result.top5:.1%}"]
                 )
-            rows.append(f"| {name} | " + " | ".join(cells) + " |")
-        return "\n".join(rows)
+            rows.append(cells)
+        header = ("", "clip top-1", "clip top-5", "video top-1", "video top-5")
+        return markdown_table(header, rows)
 
 
 def _clips_align(sets: Sequence[FeatureSet]) -> bool:

@@ -214,12 +214,11 @@ def compare_to_truth(
 
 def scores_markdown(scores: Sequence[FlowScore]) -> str:
     """A markdown table of :func:`compare_to_truth`'s rows."""
+    from hartutor._markdown import markdown_table
+
+    header = ("method", "EPE, all pixels (px)", "EPE, figure (px)", "flow fields/s")
     rows = [
-        "| method | EPE, all pixels (px) | EPE, figure (px) | flow fields/s |",
-        "|---|---|---|---|",
-    ]
-    rows += [
-        f"| {s.method} | {s.epe:.3f} | {s.epe_figure:.3f} | {s.frames_per_second:.0f} |"
+        (s.method, f"{s.epe:.3f}", f"{s.epe_figure:.3f}", f"{s.frames_per_second:.0f}")
         for s in scores
     ]
-    return "\n".join(rows)
+    return markdown_table(header, rows)

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from hartutor._markdown import markdown_table
 from hartutor.errors import HartutorError
 from hartutor.models.layers import InputSpec
 
@@ -351,8 +352,7 @@ def format_table(rows: Sequence[ModelRow], fmt: Literal["markdown", "text"] = "m
         for r in rows
     ]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        lines = markdown_table(header, body).splitlines()
     else:
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
@@ -525,18 +525,20 @@ def breakdown_markdown(rows: Sequence[LayerCost], *, title: str = "layer") -> st
     row's share of the total parameters and FLOPs and a total line."""
     params = sum(r.params for r in rows)
     flops = sum(r.flops for r in rows)
-    lines = [
-        f"| {title} | output | params | % params | GFLOPs | % FLOPs |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        shape = "x".join(str(n) for n in r.output_shape[1:]) if r.output_shape else MISSING
-        lines.append(
-            f"| {r.name} | {shape} | {r.params:,} | {r.params / max(params, 1):.1%} | "
-            f"{r.gflops:.3f} | {r.flops / max(flops, 1):.1%} |"
+    body: list[tuple[object, ...]] = [
+        (
+            r.name,
+            "x".join(str(n) for n in r.output_shape[1:]) if r.output_shape else MISSING,
+            f"{r.params:,}",
+            f"{r.params / max(params, 1):.1%}",
+            f"{r.gflops:.3f}",
+            f"{r.flops / max(flops, 1):.1%}",
         )
-    lines.append(f"| **total** | | **{params:,}** | 100% | **{flops / 1e9:.3f}** | 100% |")
-    return "\n".join(lines)
+        for r in rows
+    ]
+    body.append(("**total**", "", f"**{params:,}**", "100%", f"**{flops / 1e9:.3f}**", "100%"))
+    header = (title, "output", "params", "% params", "GFLOPs", "% FLOPs")
+    return markdown_table(header, body)
 
 
 def breakdown_figure(rows: Sequence[LayerCost], *, title: str = "") -> Any:
@@ -655,16 +657,18 @@ def inflation_table(models2d: Mapping[str, nn.Module], **inflate_kwargs: Any) ->
 
 def inflation_markdown(rows: Sequence[InflationRow]) -> str:
     """A Markdown table of :func:`inflation_table` rows."""
-    lines = [
-        "| 2D network | params 2D | in k x k convs (k > 1) | params inflated 3D | 3D / 2D |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.label} | {_format_params(r.params_2d)} | {r.spatial_share:.0%} | "
-            f"{_format_params(r.params_3d)} | x{r.ratio:.2f} |"
+    header = ("2D network", "params 2D", "in k x k convs (k > 1)", "params inflated 3D", "3D / 2D")
+    body = [
+        (
+            r.label,
+            _format_params(r.params_2d),
+            f"{r.spatial_share:.0%}",
+            _format_params(r.params_3d),
+            f"x{r.ratio:.2f}",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table(header, body)
 
 
 @dataclass(frozen=True)
