@@ -282,23 +282,33 @@ def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> 
     if not rows:
         raise ValueError("prediction_figure needs at least one clip")
     num_scorers = max(len(r[3]) for r in rows)
-    columns = num_frames + num_scorers
-    fig = Figure(figsize=(1.1 * num_frames + 3.2 * num_scorers, 1.5 * len(rows)), dpi=100)
-    grid = fig.add_gridspec(
-        len(rows), columns, width_ratios=[1] * num_frames + [2] * num_scorers, wspace=0.9
+    header = 0.45  # inches kept free above the panels for their titles and the legend line
+    height = 1.5 * len(rows) + header
+    fig = Figure(figsize=(1.1 * num_frames + 3.2 * num_scorers, height), dpi=100)
+    # frames close together on the left; bar charts spaced for their class-name tick labels
+    outer = fig.add_gridspec(
+        1,
+        2,
+        width_ratios=[1.1 * num_frames, 3.2 * num_scorers],
+        wspace=0.22,
+        top=1 - header / height,
+        left=0.08,
+        right=0.98,
     )
+    frame_grid = outer[0].subgridspec(len(rows), num_frames, wspace=0.05)
+    score_grid = outer[1].subgridspec(len(rows), num_scorers, wspace=1.1)
     for r, (name, frames, truth, scorers) in enumerate(rows):
         frames = _as_frames(frames)
         picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
         for c, t in enumerate(picks):
-            ax = fig.add_subplot(grid[r, c])
+            ax = fig.add_subplot(frame_grid[r, c])
             ax.imshow(frames[t])
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
         for s, (scorer, labels, probs) in enumerate(scorers):
-            ax = fig.add_subplot(grid[r, num_frames + s])
+            ax = fig.add_subplot(score_grid[r, s])
             colours = ["tab:green" if label == truth else "0.6" for label in labels]
             y = np.arange(len(labels))[::-1]
             ax.barh(y, probs, color=colours)
@@ -308,7 +318,7 @@ def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> 
             if r == 0:
                 ax.set_title(scorer, fontsize=9)
     if any(r[2] is not None for r in rows):
-        fig.suptitle("green: the true class", fontsize=9)
+        fig.suptitle("green: the true class", fontsize=9, y=1 - 0.08 / height, va="top")
     return fig
 
 
