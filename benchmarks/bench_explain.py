@@ -13,70 +13,76 @@ sizes :func:`hartutor.explain.explain` chose for the default budget (1500 MiB). 
 
 ::
 
-    python benchmarks/bench_explain.py            # tiny fusion, < 1 minute
-    python benchmarks/bench_explain.py --full     # + full-size I3D, ~10-15 minutes on 1 core
+    python -m benchmarks.bench_explain            # tiny fusion, < 1 minute
+    python -m benchmarks.bench_explain --full     # + full-size I3D, ~10-15 minutes on 1 core
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+from benchmarks._common import (
+    BINDER_LIMIT_MB,
+    emit,
+    markdown_table,
+    peak_rss_mb,
+    run_worker,
+    worker_payload,
+)
 
 METHODS = ("saliency", "integrated_gradients", "grad_cam", "guided_grad_cam", "occlusion")
-BINDER_LIMIT_MB = 2048
+MODEL_LABELS = {
+    "tiny": "tiny fusion 16x64x64 (i3d, xception, fused)",
+    "full": "I3D paper 64x224x224",
+}
 
 
-def _rss_peak_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def _worker(args: argparse.Namespace) -> None:
-    """Run one method on one model and print a JSON line of figures."""
+def _worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one method on one model in this fresh process: time, peak memory, batching."""
     import torch
 
     import hartutor  # noqa: F401
     from hartutor.explain import explain
     from hartutor.models import build_model
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(int(payload["threads"]))
     torch.manual_seed(0)
-    if args.model == "full":
+    method = payload["method"]
+    if payload["model"] == "full":
         model = build_model("i3d", preset="paper", num_classes=101)
         clip = torch.rand(3, 64, 224, 224) * 2 - 1
         streams: list[str | None] = [None]
-        options = {"n_steps": args.full_ig_steps} if args.method == "integrated_gradients" else {}
+        ig_steps = int(payload["full_ig_steps"])
+        options = {"n_steps": ig_steps} if method == "integrated_gradients" else {}
     else:
         model = build_model("i3d_xception_fusion", preset="tiny", num_classes=13)
         clip = torch.rand(3, 16, 64, 64) * 2 - 1
         streams = ["i3d", "xception"]
-        if args.method not in ("grad_cam", "guided_grad_cam"):
+        if method not in ("grad_cam", "guided_grad_cam"):
             streams.append(None)
         options = {}
     model.eval()
-    base = _rss_peak_mb()
+    base = peak_rss_mb()
     start = time.perf_counter()
     chosen = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for stream in streams:
-            result = explain(model, clip, target=3, method=args.method, stream=stream, **options)
+            result = explain(model, clip, target=3, method=method, stream=stream, **options)
             used = result.options
             chosen.append(
                 {
-                    "stream": stream or ("fused" if args.model == "tiny" else "i3d"),
+                    "stream": stream or ("fused" if payload["model"] == "tiny" else "i3d"),
                     "checkpoint": used.get("checkpoint"),
                     "internal_batch_size": used.get("internal_batch_size"),
                     "perturbations_per_eval": used.get("perturbations_per_eval"),
@@ -84,29 +90,7 @@ def _worker(args: argparse.Namespace) -> None:
                 }
             )
     seconds = time.perf_counter() - start
-    print(
-        json.dumps({"seconds": seconds, "peak_mb": _rss_peak_mb(), "base_mb": base, "runs": chosen})
-    )
-
-
-def _run(model: str, method: str, args: argparse.Namespace) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--model",
-        model,
-        "--method",
-        method,
-        "--threads",
-        str(args.threads),
-        "--full-ig-steps",
-        str(args.full_ig_steps),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "base_mb": base, "runs": chosen}
 
 
 def _describe(runs: list[dict]) -> str:
@@ -123,20 +107,75 @@ def _describe(runs: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def main() -> None:
+def measure(
+    models: Sequence[str],
+    methods: Sequence[str] = METHODS,
+    *,
+    threads: int = 1,
+    full_ig_steps: int = 8,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Each (model, method) in its own process; ``models`` from ``"tiny"``, ``"full"``."""
+    rows = []
+    for model in models:
+        for method in methods:
+            payload = {
+                "model": model,
+                "method": method,
+                "threads": threads,
+                "full_ig_steps": full_ig_steps,
+            }
+            result = run_worker("benchmarks.bench_explain", payload, threads=threads)
+            rows.append({"model": model, "method": method, **result})
+            if progress:
+                progress(table(rows[-1:]).splitlines()[-1])
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: time, peak RSS and the batching :func:`hartutor.explain.explain` chose."""
+    header = (
+        "model",
+        "method",
+        "time (s)",
+        "peak RSS (MiB)",
+        "RSS before (MiB)",
+        "< 2 GB",
+        "batching",
+    )
+    body = []
+    for row in rows:
+        label = MODEL_LABELS[row["model"]]
+        if "error" in row:
+            body.append([label, row["method"], "—", "—", "—", "—", f"error: {row['error']}"])
+            continue
+        ok = "yes" if row["peak_mb"] < BINDER_LIMIT_MB else "**no**"
+        body.append(
+            [
+                label,
+                row["method"],
+                f"{row['seconds']:.1f}",
+                f"{row['peak_mb']:.0f}",
+                f"{row['base_mb']:.0f}",
+                ok,
+                _describe(row["runs"]),
+            ]
+        )
+    return markdown_table(header, body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    payload = worker_payload(argv)
+    if payload is not None:
+        emit(_worker(payload))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also the full-size I3D, 64x224x224")
     parser.add_argument("--only-full", action="store_true", help="skip the tiny fusion")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--full-ig-steps", type=int, default=8)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model", choices=("tiny", "full"), help=argparse.SUPPRESS)
-    parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        _worker(args)
-        return
+    args = parser.parse_args(argv)
     models = [] if args.only_full else ["tiny"]
     if args.full or args.only_full:
         models.append("full")
@@ -146,26 +185,17 @@ def main() -> None:
         f"Python {platform.python_version()}, torch {torch.__version__}, {args.threads} thread(s), "
         f"{platform.processor() or platform.machine()}; default memory_budget_mb=1500\n"
     )
-    print("| model | method | time (s) | peak RSS (MiB) | RSS before (MiB) | < 2 GB | batching |")
-    print("|---|---|---:|---:|---:|:---:|---|")
-    for model in models:
-        label = (
-            "tiny fusion 16x64x64 (i3d, xception, fused)"
-            if model == "tiny"
-            else "I3D paper 64x224x224"
-        )
-        for method in args.methods:
-            row = _run(model, method, args)
-            if "error" in row:
-                print(f"| {label} | {method} | - | - | - | - | error: {row['error']} |", flush=True)
-                continue
-            ok = "yes" if row["peak_mb"] < BINDER_LIMIT_MB else "**no**"
-            print(
-                f"| {label} | {method} | {row['seconds']:.1f} | {row['peak_mb']:.0f} | "
-                f"{row['base_mb']:.0f} | {ok} | {_describe(row['runs'])} |",
-                flush=True,
-            )
+    print(table([]).split("\n", 2)[0])
+    print(table([]).split("\n", 2)[1])
+    measure(
+        models,
+        args.methods,
+        threads=args.threads,
+        full_ig_steps=args.full_ig_steps,
+        progress=print,
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

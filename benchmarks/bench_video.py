@@ -4,8 +4,8 @@ Each measurement runs in a fresh Python process, so its peak RSS (``ru_maxrss``)
 Inputs: the real clips in ../shared/fixtures/videos (when present) and a generated 1080p clip
 (60 s at 30 fps by default, H.264, a keyframe every 2 s) sampled to 16 frames.
 
-    python benchmarks/bench_video.py                  # prints a markdown table
-    python benchmarks/bench_video.py --seconds 20 --pv-seconds 1
+    python -m benchmarks.bench_video                  # prints a markdown table
+    python -m benchmarks.bench_video --seconds 20 --pv-seconds 1
 
 pytorchvideo's ``EncodedVideo.get_clip`` decodes every frame of the span into a float tensor
 before any subsampling, so on the long 1080p clip it is run on the first ``--pv-seconds`` only
@@ -15,53 +15,59 @@ before any subsampling, so on the long 1080p clip it is run on the first ``--pv-
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import emit, markdown_table, peak_rss_mb, run_worker, worker_payload
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Run in a child process; prints one JSON line. {path}, {n}, {mode}, {span} are filled in.
-CHILD = r"""
-import json, resource, time
-import hartutor
-import torch
-from hartutor.video import read_video, probe_video
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-path, n, mode, span = {path!r}, {n!r}, {mode!r}, {span!r}
-info = probe_video(path)
-if not mode.startswith("hartutor"):  # import outside the timed part
-    from pytorchvideo.data.encoded_video import EncodedVideo
-    from pytorchvideo.transforms import UniformTemporalSubsample
-t = time.perf_counter()
-if mode.startswith("hartutor"):
-    video = read_video(path, num_frames=n, seek=(mode != "hartutor-noseek"))
-    frames, spanned = video.frames, info.num_frames
-else:
-    end = info.duration if span is None else min(span, info.duration)
-    clip = EncodedVideo.from_path(path, decoder="pyav", decode_audio=False).get_clip(0, end)
-    frames = clip["video"]  # (C, T, H, W) float32
-    spanned = frames.shape[1]
-    if n is not None:
-        frames = UniformTemporalSubsample(n)(frames)
-seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(seconds=seconds, spanned=int(spanned), returned=int(
-    frames.shape[0] if mode.startswith("hartutor") else frames.shape[1]),
-    peak_mb=peak / 1024, extra_mb=(peak - base) / 1024)))
-"""
+
+def _worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Decode one clip with one decoder in this fresh process: time and peak memory."""
+    import hartutor  # noqa: F401
+    from hartutor.video import probe_video, read_video
+
+    path, n, mode, span = payload["path"], payload["n"], payload["mode"], payload["span"]
+    base = peak_rss_mb()
+    info = probe_video(path)
+    if not mode.startswith("hartutor"):  # import outside the timed part
+        from pytorchvideo.data.encoded_video import EncodedVideo
+        from pytorchvideo.transforms import UniformTemporalSubsample
+    start = time.perf_counter()
+    if mode.startswith("hartutor"):
+        video = read_video(path, num_frames=n, seek=(mode != "hartutor-noseek"))
+        spanned, returned = info.num_frames, video.frames.shape[0]
+    else:
+        end = info.duration if span is None else min(span, info.duration)
+        clip = EncodedVideo.from_path(path, decoder="pyav", decode_audio=False).get_clip(0, end)
+        frames = clip["video"]  # (C, T, H, W) float32
+        spanned = frames.shape[1]
+        if n is not None:
+            frames = UniformTemporalSubsample(n)(frames)
+        returned = frames.shape[1]
+    seconds = time.perf_counter() - start
+    peak = peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "spanned": int(spanned),
+        "returned": int(returned),
+        "peak_mb": peak,
+        "extra_mb": peak - base,
+    }
 
 
 def measure(path: Path, n: int | None, mode: str, span: float | None) -> dict:
-    code = CHILD.format(path=str(path), n=n, mode=mode, span=span)
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
-    )
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Decode ``path`` (``n`` frames or all) with ``mode`` in a fresh process."""
+    payload = {"path": str(path), "n": n, "mode": mode, "span": span}
+    return run_worker("benchmarks.bench_video", payload)
 
 
 def make_long_clip(path: Path, seconds: float, fps: int = 30) -> Path:
@@ -87,7 +93,88 @@ def make_long_clip(path: Path, seconds: float, fps: int = 30) -> Path:
     return path
 
 
+Case = tuple[str, Path, int | None, str, float | None]
+
+
+def cases(
+    fixtures: Path | None,
+    *,
+    seconds: float | None,
+    pv_seconds: float,
+    workdir: Path,
+) -> list[Case]:
+    """(name, path, frames asked, decoder, span) for the fixture clips and a generated
+    1080p clip of ``seconds`` (None: no generated clip)."""
+    found: list[Case] = []
+    if fixtures is not None and fixtures.is_dir():
+        for clip in sorted(fixtures.iterdir()):
+            for n in (None, 16):
+                found.append((clip.name, clip, n, "hartutor", None))
+                found.append((clip.name, clip, n, "pytorchvideo", None))
+    if seconds:
+        workdir.mkdir(parents=True, exist_ok=True)
+        long = make_long_clip(workdir / f"long_1080p_{seconds:g}s.mp4", seconds)
+        name = f"1080p {seconds:g} s (generated)"
+        found.append((name, long, 16, "hartutor", None))
+        found.append((name, long, 16, "hartutor-noseek", None))
+        found.append((name, long, 16, "pytorchvideo", pv_seconds))
+    return found
+
+
+def measure_all(
+    found: Sequence[Case], progress: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """Each case in its own process; one dict per case (``error`` on failure)."""
+    rows = []
+    for name, path, n, mode, span in found:
+        result = measure(path, n, mode, span)
+        rows.append({"clip": name, "n": n, "mode": mode, "span": span, **result})
+        if progress:
+            progress(table(rows[-1:]).splitlines()[-1])
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: decode time, source frames decoded per second and peak memory."""
+    header = (
+        "clip",
+        "frames asked",
+        "decoder",
+        "s",
+        "source frames",
+        "source frames/s",
+        "peak RSS MB",
+        "RSS over imports MB",
+    )
+    body = []
+    for row in rows:
+        label = (
+            row["mode"] if row["span"] is None else f"{row['mode']} (first {row['span']:g} s only)"
+        )
+        asked = "all" if row["n"] is None else str(row["n"])
+        if "error" in row:
+            body.append([row["clip"], asked, label, f"error: {row['error']}", "", "", "", ""])
+            continue
+        body.append(
+            [
+                row["clip"],
+                asked,
+                label,
+                f"{row['seconds']:.3f}",
+                row["spanned"],
+                f"{row['spanned'] / row['seconds']:.0f}",
+                f"{row['peak_mb']:.0f}",
+                f"{row['extra_mb']:.0f}",
+            ]
+        )
+    return markdown_table(header, body)
+
+
 def main(argv: list[str] | None = None) -> int:
+    payload = worker_payload(argv)
+    if payload is not None:
+        emit(_worker(payload))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=REPO.parent / "shared/fixtures/videos")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p clip")
@@ -99,41 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-long", action="store_true", help="fixtures only")
     args = parser.parse_args(argv)
-
-    cases: list[tuple[str, Path, int | None, str, float | None]] = []
-    if args.fixtures.is_dir():
-        for clip in sorted(args.fixtures.iterdir()):
-            for n in (None, 16):
-                cases.append((clip.name, clip, n, "hartutor", None))
-                cases.append((clip.name, clip, n, "pytorchvideo", None))
-    else:
+    if not args.fixtures.is_dir():
         print(f"(fixtures absent: {args.fixtures})", file=sys.stderr)
-    if not args.skip_long:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        long = make_long_clip(args.workdir / f"long_1080p_{args.seconds:g}s.mp4", args.seconds)
-        name = f"1080p {args.seconds:g} s (generated)"
-        cases.append((name, long, 16, "hartutor", None))
-        cases.append((name, long, 16, "hartutor-noseek", None))
-        cases.append((name, long, 16, "pytorchvideo", args.pv_seconds))
-
-    print(
-        "| clip | frames asked | decoder | s | source frames | source frames/s | peak RSS MB "
-        "| RSS over imports MB |"
+    found = cases(
+        args.fixtures,
+        seconds=None if args.skip_long else args.seconds,
+        pv_seconds=args.pv_seconds,
+        workdir=args.workdir,
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, path, n, mode, span in cases:
-        result = measure(path, n, mode, span)
-        label = mode if span is None else f"{mode} (first {span:g} s only)"
-        asked = "all" if n is None else str(n)
-        if "error" in result:
-            print(f"| {name} | {asked} | {label} | error: {result['error']} | | | | |")
-            continue
-        rate = result["spanned"] / result["seconds"]
-        print(
-            f"| {name} | {asked} | {label} | {result['seconds']:.3f} | {result['spanned']} "
-            f"| {rate:.0f} | {result['peak_mb']:.0f} | {result['extra_mb']:.0f} |",
-            flush=True,
-        )
+    print(table(measure_all(found)))
     return 0
 
 

@@ -274,6 +274,42 @@ def evaluate_streams(
     return _evaluate_scorers(model, data, streams=True, **options)
 
 
+def collect_scores(
+    model: nn.Module,
+    data: Dataset | DataLoader | Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    batch_transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every clip's scores and label, in data order, on the CPU: ``(scores, labels)``.
+
+    ``scores`` holds what :func:`evaluate_streams` scores: ``{"model": logits}`` for a plain
+    model; for a late fusion ``{"fused": log-probabilities, <stream>: logits, ...}``. Kept,
+    not reduced to accuracies, for analyses that re-fuse or compare scores (a sweep of the
+    fusion weights, a quantised copy against the original).
+    """
+    dev = resolve_device(device)
+    if not isinstance(data, DataLoader) and isinstance(data, Dataset):
+        data = DataLoader(data, batch_size=batch_size, shuffle=False)
+    model = model.to(dev).eval()
+    scores: dict[str, list[torch.Tensor]] = {}
+    labels: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for batch in data:
+            if batch_transform is not None:
+                batch = batch_transform(batch)
+            output = model(model_inputs(model, batch, dev))
+            outputs = {"fused" if hasattr(output, "fused") else "model": scores_of(output)}
+            outputs.update(getattr(output, "streams", {}))
+            for name, value in outputs.items():
+                scores.setdefault(name, []).append(value.float().cpu())
+            labels.append(batch["label"].long().cpu())
+    if not labels:
+        raise HartutorError(f"no batches in {type(data).__name__}: nothing to score")
+    return {name: torch.cat(values) for name, values in scores.items()}, torch.cat(labels)
+
+
 def _evaluate_scorers(
     model: nn.Module,
     data: Dataset | DataLoader | Iterable[Mapping[str, Any]],

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from hartutor.errors import WeightsError
-from hartutor.models.layers import InputSpec
+from hartutor.models.layers import InputSpec, cpu_channels_last
 from hartutor.models.registry import register_model
 
 __all__ = ["C3D", "C3D_CONV_NAMES", "c3d", "c3d_feature_shape", "c3d_state_dict_from_davidea"]
@@ -153,11 +153,12 @@ class C3D(nn.Module):
             raise ValueError(
                 f"C3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
+        x = cpu_channels_last(x)  # same values, faster CPU kernels; see cpu_channels_last
         for name in self.layer_names:
             x = getattr(self, name)(x)
             if name.startswith("conv"):
                 x = self.relu(x)
-        return x
+        return x.contiguous()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """pool5 map -> fc8 logits, or the fc7 activations (the "C3D features") if asked."""

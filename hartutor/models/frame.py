@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
-from hartutor.models.layers import InputSpec
+from hartutor.models.layers import InputSpec, trains_batch_norm
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "SmallConvNet",
     "check_choice",
     "check_clip",
+    "clip_to_frames",
     "create_timm_backbone",
     "frame_consensus",
     "gather_frames",
@@ -172,6 +173,21 @@ def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     batch = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
     # Advanced indexing on dims 0 and 2 puts the (N, S) index dims first: (N, S, C, H, W).
     return x[batch, :, indices.to(x.device)].permute(0, 2, 1, 3, 4)
+
+
+def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
+    """Clips ``(N, C, T, H, W)`` as a batch of frames ``(N*T, C, H, W)``, frame ``t`` of clip
+    ``n`` at ``n*T + t``; ``channels_last=True`` lays them out channels-last (same values, one
+    copy either way; see :func:`~hartutor.models.layers.cpu_channels_last`)."""
+    n, c, t, h, w = x.shape
+    if channels_last:
+        return x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
+    return x.transpose(1, 2).reshape(n * t, c, h, w)
+
+
+def _frames_channels_last(x: torch.Tensor, backbone: nn.Module) -> bool:
+    """Channels-last frames on a CPU unless the backbone trains a BatchNorm (precision)."""
+    return x.device.type == "cpu" and not trains_batch_norm(backbone)
 
 
 def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
@@ -424,9 +440,9 @@ class FrameClassifier(nn.Module):
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
         x = self.sample_frames(x)
-        n, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
-        features = self.backbone.forward_features(frames)
+        n, t = x.shape[0], x.shape[2]
+        channels_last = _frames_channels_last(x, self.backbone)
+        features = self.backbone.forward_features(clip_to_frames(x, channels_last=channels_last))
         return features.reshape(n, t, *features.shape[1:])
 
     def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -495,10 +511,12 @@ class LRCN(nn.Module):
         """Backbone features of every frame, ``(N, T, F)``: what the LSTM reads."""
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
-        n, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
+        n, t = x.shape[0], x.shape[2]
         features = self.backbone.forward_head(
-            self.backbone.forward_features(frames), pre_logits=True
+            self.backbone.forward_features(
+                clip_to_frames(x, channels_last=_frames_channels_last(x, self.backbone))
+            ),
+            pre_logits=True,
         )
         return features.reshape(n, t, -1)
 

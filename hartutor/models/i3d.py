@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import WeightsError
-from hartutor.models.layers import InputSpec, SameMaxPool3d, TemporalPadding, Unit3D
+from hartutor.models.layers import (
+    InputSpec,
+    SameMaxPool3d,
+    TemporalPadding,
+    Unit3D,
+    cpu_channels_last,
+    is_channels_last_3d,
+)
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -147,10 +154,13 @@ class InceptionModule(nn.Module):
         self.out_channels = c0 + c1b + c2b + c3b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))],
-            dim=1,
-        )
+        branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))]
+        if is_channels_last_3d(x):
+            # PyTorch's fallback conv (few channels at batch 1) answers channels-first; one
+            # channels-first branch would make the concatenation, and every layer after it,
+            # channels-first again.
+            branches = [b.contiguous(memory_format=torch.channels_last_3d) for b in branches]
+        return torch.cat(branches, dim=1)
 
 
 class InceptionI3d(nn.Module):
@@ -285,9 +295,10 @@ class InceptionI3d(nn.Module):
         if until not in self.endpoint_names:
             raise ValueError(f"unknown endpoint {until!r}; this model has {self.endpoint_names}")
         outputs: dict[str, torch.Tensor] = {}
+        x = cpu_channels_last(x, self)
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
-            outputs[name] = x
+            outputs[name] = x.contiguous()
             if name == until:
                 break
         return outputs
@@ -298,9 +309,10 @@ class InceptionI3d(nn.Module):
             raise ValueError(
                 f"I3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
+        x = cpu_channels_last(x, self)  # same values, faster CPU kernels (eval)
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
-        return x
+        return x.contiguous()
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         kernel = tuple(min(k, s) for k, s in zip(self.logits_pool_size, x.shape[-3:], strict=True))

@@ -9,6 +9,7 @@
   for even sizes and stride 2, so pretrained weights would give different outputs.
 - :class:`Unit3D`: conv (no bias) + BatchNorm (eps 1e-3) + ReLU, the ``Unit3D`` module of
   ``deepmind/kinetics-i3d``.
+- :func:`cpu_channels_last`: the memory layout hartutor's CNNs compute in on a CPU.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ __all__ = [
     "SamePadConv3d",
     "TemporalPadding",
     "Unit3D",
+    "cpu_channels_last",
+    "is_channels_last_3d",
     "tf_same_padding",
     "tf_same_padding_3d",
+    "trains_batch_norm",
 ]
 
 
@@ -113,6 +117,85 @@ def _triple(value: int | Sequence[int]) -> tuple[int, int, int]:
 TemporalPadding = Literal["zeros", "replicate"]
 
 
+def _symmetric_padding(pads: Sequence[int]) -> tuple[int, int, int] | None:
+    """(T, H, W) padding when the ``F.pad``-ordered ``pads`` are equal on both sides."""
+    w0, w1, h0, h1, t0, t1 = pads
+    if w0 != w1 or h0 != h1 or t0 != t1:
+        return None
+    return (t0, h0, w0)
+
+
+def _pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Output length of PyTorch's max-pool along one axis (``pooling_output_shape``)."""
+    out = (size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _native_pool_padding(
+    size: Sequence[int], kernel: Sequence[int], stride: Sequence[int], pads: Sequence[int]
+) -> tuple[tuple[int, int, int], bool] | None:
+    """``(padding, ceil_mode)`` for which ``F.max_pool3d`` equals TF's SAME max-pool, or None.
+
+    PyTorch's pool padding is implicit ``-inf`` (never wins) and windows with ``ceil_mode``
+    may run past the end, where cells are ignored: with the TF ``pad_before`` as padding, the
+    windows start where TF's do, so the two agree whenever the output lengths agree (and
+    PyTorch accepts the padding: at most half the kernel). No padded copy is then made.
+    """
+    before = (pads[4], pads[2], pads[0])
+    if any(2 * p > k for p, k in zip(before, kernel, strict=True)):
+        return None
+    wanted = [-(-n // s) for n, s in zip(size, stride, strict=True)]
+    for ceil_mode in (False, True):
+        got = [
+            _pool_output_size(n, k, s, p, ceil_mode)
+            for n, k, s, p in zip(size, kernel, stride, before, strict=True)
+        ]
+        if got == wanted:
+            return (before[0], before[1], before[2]), ceil_mode
+    return None
+
+
+def trains_batch_norm(module: nn.Module) -> bool:
+    """True when ``module`` holds a BatchNorm layer in training mode (batch statistics)."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules()
+    )
+
+
+def cpu_channels_last(x: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
+    """``x`` (4D or 5D) in channels-last layout when it lives on a CPU; otherwise ``x`` itself.
+
+    Values and shape are unchanged, only the strides: PyTorch's CPU convolutions (oneDNN) and
+    max-pool kernels are vectorised over channels in that layout and skip per-layer layout
+    conversions (``benchmarks/`` measures the gain). Not while ``module`` trains a BatchNorm:
+    PyTorch's channels-last CPU BatchNorm sums batch statistics less accurately (about 1e-5
+    relative error instead of 1e-7), which compounds into gradient errors of up to ~1e-2 in
+    deep stacks. GPUs keep PyTorch's default layout.
+    """
+    if x.device.type != "cpu" or x.ndim not in (4, 5):
+        return x
+    if module is not None and trains_batch_norm(module):
+        return x
+    layout = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+    return x.contiguous(memory_format=layout)
+
+
+def is_channels_last_3d(x: torch.Tensor) -> bool:
+    """True when the 5D ``x`` is stored channels-last (and not also channels-first)."""
+    return (
+        x.ndim == 5
+        and x.is_contiguous(memory_format=torch.channels_last_3d)
+        and not x.is_contiguous()
+    )
+
+
+def _is_channels_first(x: torch.Tensor) -> bool:
+    """True when ``x`` (N, C, T, H, W) is laid out channels-first, not channels-last-3d."""
+    return x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 class SamePadConv3d(nn.Conv3d):
     """``nn.Conv3d`` with TensorFlow SAME padding computed from each input's size.
 
@@ -152,9 +235,12 @@ class SamePadConv3d(nn.Conv3d):
         if self.temporal_padding == "replicate" and (pads[4] or pads[5]):
             x = F.pad(x, (0, 0, 0, 0, pads[4], pads[5]), mode="replicate")
             pads = (*pads[:4], 0, 0)
-        if any(pads):
-            x = F.pad(x, pads)
-        return super().forward(x)
+        symmetric = _symmetric_padding(pads)
+        if symmetric is not None:
+            # Zeros on both sides: the conv's own padding gives the same sums without
+            # materialising a padded copy of the input (every 3x3x3 stride-1 conv of I3D).
+            return F.conv3d(x, self.weight, self.bias, self.stride, symmetric)
+        return super().forward(F.pad(x, pads))
 
     def extra_repr(self) -> str:
         extra = ", temporal_padding='replicate'" if self.temporal_padding == "replicate" else ""
@@ -176,10 +262,23 @@ class SameMaxPool3d(nn.MaxPool3d):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding=SAME"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = tf_same_padding_3d(x.shape[-3:], self.kernel_size, self.stride)  # type: ignore[arg-type]
-        if any(pads):
+        kernel: tuple[int, int, int] = self.kernel_size  # type: ignore[assignment]
+        stride: tuple[int, int, int] = self.stride  # type: ignore[assignment]
+        pads = tf_same_padding_3d(x.shape[-3:], kernel, stride)
+        native = _native_pool_padding(x.shape[-3:], kernel, stride, pads)
+        if native is None:
             x = F.pad(x, pads, value=float("-inf"))
-        return super().forward(x)
+            padding, ceil_mode = (0, 0, 0), False
+        else:
+            padding, ceil_mode = native
+        # PyTorch's max-pool kernel for channels-first 3D maps is scalar code; its channels-last
+        # kernel is vectorised over channels and several times faster. Max is exact, so the
+        # result (and the index each gradient goes to) is the same in either layout.
+        to_channels_last = x.ndim == 5 and x.shape[1] > 1 and _is_channels_first(x)
+        if to_channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        out = F.max_pool3d(x, kernel, stride, padding, ceil_mode=ceil_mode)
+        return out.contiguous() if to_channels_last else out
 
 
 class Unit3D(nn.Module):

@@ -1,0 +1,606 @@
+"""Run every benchmark, print its tables and write the results file (``docs/benchmarks.md``).
+
+::
+
+    python -m benchmarks                  # full run (tens of minutes on 2 CPU cores)
+    python -m benchmarks --quick          # a few minutes: fewer repeats, a subset
+    python -m benchmarks --only training  # re-measure one section, keep the others
+    python -m benchmarks --out /tmp/b.md  # write elsewhere
+
+Sections: inference (full-size models, plain and optimised, against a matmul peak), gpu (the
+same on CUDA when a GPU is present: float16 autocast instead of bfloat16, no int8), training
+(tiny presets on the synthetic set), decode (hartutor's reader beside pytorchvideo), synthetic
+(rendering), flow (estimators) and attribution (time and memory of each method). Timing rows
+run in fresh processes; on a shared machine each first waits (``--wait-quiet``) until other
+processes leave the cores alone, and every table reports how busy they kept them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_explain, bench_models, bench_train, bench_video, report
+from benchmarks._common import (
+    BINDER_LIMIT_MB,
+    REPO,
+    LoadMonitor,
+    Machine,
+    Runner,
+    available_cores,
+    describe_machine,
+    emit,
+    fmt,
+    free_cores_threshold,
+    matmul_gflops,
+    quiet_runner,
+    run_worker,
+    worker_payload,
+)
+
+SECTIONS = ("inference", "gpu", "training", "decode", "synthetic", "flow", "attribution")
+I3D_PEAK_FRACTION = 0.40
+SYNTH_TARGET = 100.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure: ``quick`` trades repeats and coverage for minutes."""
+
+    quick: bool
+    threads: int
+    wait_quiet: float
+    runner: Runner
+
+    @property
+    def repeats(self) -> int:
+        return 2 if self.quick else 5
+
+    @property
+    def rounds(self) -> int:
+        return 2 if self.quick else 4
+
+
+def say(text: str = "") -> None:
+    """Print at once (the run is long; progress should show)."""
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- small workers
+
+
+def _worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Measurements run here in a fresh process: matmul peaks, rendering, flow."""
+    import torch
+
+    import hartutor  # noqa: F401
+
+    threads = int(payload["threads"])
+    torch.set_num_threads(threads)
+    task = payload["task"]
+    if task == "matmul":
+        device = payload["device"]
+        result: dict[str, Any] = {"fp32": matmul_gflops(device=device)}
+        low = torch.float16 if device.startswith("cuda") else torch.bfloat16
+        result["low"] = matmul_gflops(device=device, dtype=low)
+        result["low_name"] = str(low).removeprefix("torch.")
+        return result
+    if task == "synthetic":
+        from benchmarks import bench_synth
+
+        rows = bench_synth.measure(int(payload["clips"]))
+        return {"rows": [[name, rate] for name, rate in rows]}
+    if task == "flow":
+        from benchmarks import bench_flow
+
+        scores = bench_flow.measure(clips=int(payload["clips"]), threads=threads)
+        return {"table": bench_flow.table(scores), "scores": [vars(s) for s in scores]}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def machine_peak(settings: Settings, device: str) -> dict[str, Any]:
+    """fp32 and low-precision matmul GFLOP/s in a fresh process with the run's threads."""
+    payload = {"task": "matmul", "threads": settings.threads, "device": device}
+    return run_worker("benchmarks.run_all", payload, threads=settings.threads)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def measured_line(machine: Machine, others: float | None, threads: Sequence[int]) -> str:
+    """The provenance line every section starts with; says if others slowed it down."""
+    where = f"{machine.gpu} + {machine.cpu}" if machine.gpu else machine.cpu
+    busy = ""
+    if others is not None:
+        busy = f" Other processes kept {others:.2f} of {machine.cores} cores busy on average"
+        slowed = others > free_cores_threshold(max(threads), machine.cores)
+        busy += (
+            ", so its threads had to share cores at times: timings are lower than on a quiet "
+            "machine (rows give their own figure)."
+            if slowed
+            else ", leaving its threads a core each."
+        )
+    count = " and ".join(str(t) for t in threads)
+    return f"_Measured {machine.date} on {where}, {count} torch thread(s).{busy}_"
+
+
+def inference_section(settings: Settings, machine: Machine, device: str) -> report.Section:
+    """Full-size models: head-to-head, plain table, optimisations; targets 1-3."""
+    quick = settings.quick
+    with LoadMonitor() as load:
+        say(f"[inference on {device}] matmul peak")
+        peaks = [machine_peak(settings, device)]
+        say(f"[inference on {device}] I3D vs r3d_18, timed in turn ({settings.rounds} rounds)")
+        duel = bench_models.head_to_head(
+            threads=settings.threads,
+            device=device,
+            rounds=settings.rounds,
+            runner=settings.runner,
+        )
+        profiled = ["i3d", "r3d_18"] if quick else ["i3d", "r3d_18", "r3d_18_64"]
+        say(f"[inference on {device}] where the time goes: {', '.join(profiled)}")
+        where = (
+            bench_models.breakdown(profiled, threads=settings.threads, runner=settings.runner)
+            if device == "cpu"
+            else {}
+        )
+        cases = [c for c in bench_models.CASES if not (quick and c.full_only)]
+        say(f"[inference on {device}] plain and optimised runs")
+        rows = bench_models.measure(
+            cases,
+            lambda case: variants_for(case, device=device, quick=quick),
+            threads=settings.threads,
+            device=device,
+            repeats=settings.repeats if not quick else 2,
+            progress=say,
+            runner=settings.runner,
+        )
+        peaks.append(machine_peak(settings, device))
+    fp32 = [p["fp32"] for p in peaks if "fp32" in p]
+    if "error" not in duel:
+        fp32 += duel["matmul_gflops"]
+    peak = max(fp32) if fp32 else float("nan")
+    low = max((p["low"] for p in peaks if "low" in p), default=None)
+    low_name = next((p["low_name"] for p in peaks if "low_name" in p), "bfloat16")
+
+    lines = [
+        measured_line(machine, load.others_cores, [settings.threads]),
+        "",
+        f"Machine peak, a 4096x4096 matrix product (best seen in this run): **{peak:.0f} GFLOP/s "
+        f"fp32**" + (f", {low:.0f} GFLOP/s {low_name}" if low else "") + ". Percentages below "
+        "are of the fp32 figure.",
+        "",
+        "Batch 1 (one clip), random weights, 400 classes; each (model, variant) in a fresh "
+        "process, so its peak RSS is its own (Python, torch, the model, the clip and the "
+        f"activations). Best of {settings.repeats if not quick else 2} timed calls after one "
+        "warm-up, median in brackets; GFLOP/s and clips/s from the best call.",
+        "",
+        "### I3D against r3d_18 and the matmul peak, timed in turn",
+        "",
+        "One process times the matmul, hartutor's I3D and torchvision's r3d_18 (on I3D's "
+        f"64x224x224 clip and on its own 16x112x112) in turn, {settings.rounds} rounds, best "
+        "of each: load from other processes hits them alike.",
+        "",
+        bench_models.head_to_head_table(duel),
+        "",
+        f"Other processes kept {fmt(duel.get('others_cores'), 2)} cores busy on average "
+        "during these rounds.",
+        "",
+        *inference_targets(duel, rows, where="on the GPU: " if device != "cpu" else ""),
+        "",
+        *(
+            [
+                "Where the time goes (`torch.profiler`, self CPU time of one plain call by kind "
+                "of op; *conv GFLOP/s*: the model's FLOPs over its convolutions' time alone):",
+                "",
+                bench_models.breakdown_table(where),
+                "",
+            ]
+            if where
+            else []
+        ),
+        "### Plain fp32 inference",
+        "",
+        bench_models.plain_table(rows, peak),
+        "",
+        "### Optimisations, as ratios to the plain run",
+        "",
+        "`inference_mode`: `torch.inference_mode()` for `no_grad`. `channels_last`: weights and "
+        "clip stored channels-last (hartutor's CNNs already compute channels-last on a CPU in "
+        "eval mode, so for them this only saves per-call weight reorders). `bf16`: "
+        f"`torch.autocast` ({'float16 on CUDA' if device.startswith('cuda') else 'bfloat16'}). "
+        "`int8_dynamic`: `quantize_dynamic` converts Linear/LSTM layers only; convolutions stay "
+        "fp32, so 3D CNNs barely change. `bn_folded`: BatchNorm folded into hartutor's `Unit3D` "
+        "convs. `compile`: `torch.compile` (default inductor), compile time in the note. "
+        "`combined`: inference_mode + channels_last + bn_folded (where it applies) + bf16. "
+        "max |Δ| is the largest difference from the plain run's scores over their largest "
+        "magnitude."
+        + (
+            " `--quick` measures the variants of hartutor's I3D only and skips `compile`."
+            if quick
+            else ""
+        ),
+        "",
+        bench_models.variant_table(rows, peak),
+    ]
+    say("\n".join(lines))
+    name = "gpu" if device.startswith("cuda") else "inference"
+    title = "GPU inference" if name == "gpu" else "Inference of the full-size models (CPU)"
+    return report.Section(name, title, "\n".join(lines))
+
+
+def variants_for(case: bench_models.ModelCase, *, device: str, quick: bool) -> Sequence[str]:
+    """Which variants a case gets: all applicable ones; in quick mode I3D's, no compile."""
+    if case.full_only:
+        return ("plain",)
+    if quick and case.key != "i3d":
+        return ("plain",)
+    chosen = []
+    for variant in bench_models.VARIANTS:
+        if variant == "compile" and quick:
+            continue
+        if variant == "int8_dynamic" and device.startswith("cuda"):
+            continue
+        if variant == "bn_folded" and case.key not in ("i3d", "fusion"):
+            continue
+        chosen.append(variant)
+    return chosen
+
+
+def inference_targets(
+    duel: dict[str, Any], rows: Sequence[bench_models.Row], *, where: str = ""
+) -> list[str]:
+    """Verdicts: I3D vs r3d_18, I3D vs 40 % of peak, fusion within 2 GB (``where``: a prefix
+    such as "on the GPU: ")."""
+    lines = []
+    if "error" in duel:
+        lines.append(report.target_line(False, f"I3D vs r3d_18: not measured ({duel['error']})"))
+    else:
+        g = bench_models.head_to_head_gflops(duel)
+        rivals = [k for k in ("r3d_18_64", "r3d_18") if k in g]
+        slower = [k for k in rivals if g["i3d"] < g[k]]
+        figures = ", ".join(
+            f"r3d_18 {bench_models.CASE_BY_KEY[k].input_label} {g[k]:.0f}" for k in rivals
+        )
+        lines.append(
+            report.target_line(
+                not slower,
+                f"{where}full-size I3D at 64x224x224 runs at least as many GFLOP/s as "
+                f"torchvision's r3d_18 in the same run: I3D {g['i3d']:.0f} GFLOP/s; "
+                f"{figures} GFLOP/s.",
+            )
+        )
+        share = g["i3d"] / g["matmul"]
+        lines.append(
+            report.target_line(
+                share >= I3D_PEAK_FRACTION,
+                f"{where}full-size I3D at >= {I3D_PEAK_FRACTION:.0%} of the measured fp32 matmul "
+                f"peak: {g['i3d']:.0f} of {g['matmul']:.0f} GFLOP/s = {share:.0%}.",
+            )
+        )
+    fusion = next((r for r in rows if r.case.key == "fusion" and r.variant == "plain"), None)
+    if fusion is None or not fusion.ok:
+        lines.append(report.target_line(False, "fusion inference within 2 GB: not measured."))
+    else:
+        peak = fusion.result["peak_mb"]
+        lines.append(
+            report.target_line(
+                peak < BINDER_LIMIT_MB,
+                f"{where}the I3D + Xception fusion's inference (64x224x224 clip, fp32) fits in "
+                f"2 GB: peak RSS of its whole process {peak:.0f} MiB.",
+            )
+        )
+    return lines
+
+
+def gpu_placeholder(machine: Machine) -> report.Section:
+    """The GPU section on a machine without one."""
+    body = (
+        f"{report.NO_GPU_MARK} on {machine.date}: this machine has no GPU "
+        "(`torch.cuda.is_available()` is False). On a machine with CUDA, "
+        "`python -m benchmarks --only gpu` measures the inference tables on the GPU (float16 "
+        "autocast for mixed precision, `torch.cuda.max_memory_allocated` beside the RSS; no "
+        "int8, which is CPU-only) and fills this section, keeping the CPU sections."
+    )
+    return report.Section("gpu", "GPU inference", body)
+
+
+def training_section(settings: Settings, machine: Machine) -> report.Section:
+    """Tiny presets with ``fit``: rendering vs model; target 4."""
+    names = bench_train.presets()
+    threads = [2] if settings.quick else sorted({1, settings.threads})
+    clips = 48 if settings.quick else 160
+    say(f"[training] {len(names)} tiny presets x threads {threads}, {clips} clips each")
+    with LoadMonitor() as load:
+        rows = bench_train.measure(
+            names,
+            threads,
+            clips=clips,
+            loader_worker=not settings.quick,
+            progress=say,
+            runner=settings.runner,
+        )
+    failing = []
+    for name in names:
+        best = bench_train.best_fit(rows, name)
+        if best is None or best[0] < bench_train.TARGET_CLIPS_PER_S:
+            failing.append((name, best))
+    if failing:
+        parts = []
+        for name, best in failing:
+            row = max(
+                (r for r in rows if r["preset"] == name and "error" not in r),
+                key=lambda r: r["fit"],
+                default=None,
+            )
+            if best is None or row is None:
+                parts.append(f"{name} (not measured)")
+                continue
+            parts.append(f"{name} {best[0]:.1f} clips/s ({training_reason(row)})")
+        verdict = report.target_line(
+            False,
+            f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on "
+            f"the synthetic set: {len(names) - len(failing)} of {len(names)} do; "
+            + "; ".join(parts)
+            + ".",
+        )
+    else:
+        verdict = report.target_line(
+            True,
+            f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on "
+            "the synthetic set.",
+        )
+    lines = [
+        measured_line(machine, load.others_cores, threads),
+        "",
+        f"`hartutor.train.fit`, one epoch of {clips} clips of 16x64x64, batch "
+        f"{bench_train.BATCH_SIZE}, AdamW, after a one-batch warm-up, each (preset, threads) "
+        "in a fresh process. *render*: `SyntheticActions` items/s (numpy, one core); *model "
+        "only*: `fit` on clips rendered beforehand; *fit on the fly*: `fit` on the dataset "
+        "(rendering in the training process, `num_workers=0`, the default)"
+        + (
+            "; *+1 loader worker*: `num_workers=1` with one torch thread, rendering in a second "
+            "process."
+            if not settings.quick
+            else "."
+        )
+        + " A preset meets the target if its best measured configuration does.",
+        "",
+        bench_train.table(rows),
+        "",
+        verdict,
+    ]
+    say("\n".join(lines))
+    return report.Section("training", "Training the tiny presets", "\n".join(lines))
+
+
+def training_reason(row: dict[str, Any]) -> str:
+    """Why a preset falls short, from its figures."""
+    work = row["model"] * 3 * row["flops"] / 1e9  # forward + backward ~ 3x forward FLOPs
+    if row["model"] < bench_train.TARGET_CLIPS_PER_S:
+        return (
+            f"the model alone trains {row['model']:.1f} clips/s: "
+            f"{row['flops'] / 1e9:.2f} forward GFLOP per clip, ~{work:.0f} GFLOP/s of "
+            "training arithmetic"
+        )
+    return (
+        f"the model alone trains {row['model']:.1f} clips/s but rendering on the fly "
+        f"({row['render']:.0f} clips/s) in the same process slows it"
+    )
+
+
+def decode_section(settings: Settings, machine: Machine) -> report.Section:
+    """hartutor.video vs pytorchvideo's EncodedVideo."""
+    fixtures = REPO.parent / "shared" / "fixtures" / "videos"
+    with tempfile.TemporaryDirectory(prefix="hartutor-decode-") as tmp:
+        workdir = Path(tmp)
+        found = bench_video.cases(
+            fixtures if fixtures.is_dir() else None,
+            seconds=2.0 if settings.quick else 60.0,
+            pv_seconds=1.0 if settings.quick else 2.0,
+            workdir=workdir,
+        )
+        if settings.quick:
+            keep = {name for name, *_ in found[:4]}
+            found = [c for c in found if c[0] in keep or "generated" in c[0]]
+        say(f"[decode] {len(found)} decodes")
+        with LoadMonitor() as load:
+            rows = bench_video.measure_all(found, progress=say)
+    lines = [
+        measured_line(machine, load.others_cores, [settings.threads]),
+        "",
+        "Each decode in a fresh process. *source frames/s*: frames of the source covered per "
+        "second (with 16 frames asked, hartutor seeks and decodes only what it needs; "
+        "*hartutor-noseek* decodes straight through). pytorchvideo's `EncodedVideo` "
+        '(`decoder="pyav"`) decodes the whole span to float32 before subsampling, so on '
+        "the generated 1080p clip it runs on the first seconds only."
+        + ("" if fixtures.is_dir() else f" (Fixture clips absent: {fixtures}.)"),
+        "",
+        bench_video.table(rows),
+    ]
+    say("\n".join(lines))
+    return report.Section("decode", "Video decoding", "\n".join(lines))
+
+
+def synthetic_section(settings: Settings, machine: Machine) -> report.Section:
+    """Rendering speed of the synthetic set (one thread)."""
+    clips = 50 if settings.quick else 200
+    say(f"[synthetic] {clips} clips per measurement")
+    with LoadMonitor() as load:
+        result = settings.runner(
+            "benchmarks.run_all", {"task": "synthetic", "threads": 1, "clips": clips}, threads=1
+        )
+    if "error" in result:
+        body = f"error: {result['error']}"
+        verdict = report.target_line(False, "synthetic rendering: not measured.")
+    else:
+        rows = [(name, rate) for name, rate in result["rows"]]
+        from benchmarks import bench_synth
+
+        body = bench_synth.table(rows)
+        rate = rows[0][1]
+        verdict = report.target_line(
+            rate >= SYNTH_TARGET,
+            f"(the synthetic set's own) rendering >= {SYNTH_TARGET:.0f} clips/s of 16x64x64 "
+            f"without flow on one thread: {rate:.0f} clips/s.",
+        )
+    lines = [
+        measured_line(machine, load.others_cores, [1]),
+        "",
+        f"`hartutor.synth.render_clip` on {clips} clips of 16x64x64 cycling through the classes, "
+        "best of three passes; `SyntheticActions` items add the conversion to a float tensor.",
+        "",
+        body,
+        "",
+        verdict,
+    ]
+    say("\n".join(lines))
+    return report.Section("synthetic", "Synthetic clip generation", "\n".join(lines))
+
+
+def flow_section(settings: Settings, machine: Machine) -> report.Section:
+    """Flow estimators: EPE against the exact flow, fields per second."""
+    clips = 2 if settings.quick else 6
+    say(f"[flow] {clips} synthetic clips")
+    with LoadMonitor() as load:
+        result = settings.runner(
+            "benchmarks.run_all", {"task": "flow", "threads": 1, "clips": clips}, threads=1
+        )
+    body = result["table"] if "error" not in result else f"error: {result['error']}"
+    lines = [
+        measured_line(machine, load.others_cores, [1]),
+        "",
+        f"OpenCV estimators on {clips} noise-free synthetic clips of 16x64x64 (15 frame pairs "
+        "each), scored against the renderer's exact flow; *flow fields/s* is frame pairs per "
+        "second on one thread.",
+        "",
+        body,
+    ]
+    say("\n".join(lines))
+    return report.Section("flow", "Optical-flow estimation", "\n".join(lines))
+
+
+def attribution_section(settings: Settings, machine: Machine) -> report.Section:
+    """Each attribution method's time and peak memory."""
+    models = ["tiny"] if settings.quick else ["tiny", "full"]
+    say(f"[attribution] models {models}, every method, 1 thread")
+    with LoadMonitor() as load:
+        rows = bench_explain.measure(models, threads=1, full_ig_steps=8, progress=say)
+    measured = [r for r in rows if "error" not in r]
+    worst = max(measured, key=lambda r: r["peak_mb"], default=None)
+    verdict = (
+        report.target_line(
+            worst["peak_mb"] < BINDER_LIMIT_MB,
+            "(the course's own) every attribution method within Binder's 2 GB: largest peak "
+            f"{worst['peak_mb']:.0f} MiB ({worst['method']}, "
+            f"{bench_explain.MODEL_LABELS[worst['model']]}).",
+        )
+        if worst
+        else report.target_line(False, "attribution within 2 GB: not measured.")
+    )
+    lines = [
+        measured_line(machine, load.others_cores, [1]),
+        "",
+        "`hartutor.explain.explain` with its default memory budget (1500 MiB), each (model, "
+        "method) in a fresh process on one thread (a Binder session). The tiny fusion row "
+        "explains each stream and the fused score; the paper I3D row uses 8 integrated-gradient "
+        "steps (memory does not depend on the steps, only time does)."
+        + (" `--quick` runs the tiny fusion only." if settings.quick else ""),
+        "",
+        bench_explain.table(rows),
+        "",
+        verdict,
+    ]
+    say("\n".join(lines))
+    return report.Section("attribution", "Attribution methods", "\n".join(lines))
+
+
+def machine_section(settings: Settings, machine: Machine) -> report.Section:
+    """What the run was measured on, and the mode."""
+    mode = "`--quick` (fewer repeats, a subset)" if settings.quick else "full"
+    body = "\n".join(
+        [
+            machine.markdown(),
+            f"- run: {mode}; rows wait up to {settings.wait_quiet:.0f} s for other processes "
+            "to leave the cores alone before they start",
+        ]
+    )
+    return report.Section("machine", "Machine", body)
+
+
+RUNNERS: dict[str, Callable[[Settings, Machine], report.Section]] = {
+    "inference": lambda s, m: inference_section(s, m, "cpu"),
+    "training": training_section,
+    "decode": decode_section,
+    "synthetic": synthetic_section,
+    "flow": flow_section,
+    "attribution": attribution_section,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    payload = worker_payload(argv)
+    if payload is not None:
+        emit(_worker(payload))
+        return 0
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="a few minutes: a subset")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (all cores)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        help="seconds a row may wait for a quiet machine (default 10 quick, 90 full)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print tables only")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    import hartutor  # noqa: F401
+
+    threads = args.threads or available_cores()
+    wait = args.wait_quiet if args.wait_quiet is not None else (10.0 if args.quick else 90.0)
+    settings = Settings(
+        quick=args.quick,
+        threads=threads,
+        wait_quiet=wait,
+        runner=quiet_runner(wait, retries=0 if args.quick else 1),
+    )
+    machine = describe_machine(threads)
+    say(report.section_body(machine_section(settings, machine).render()))
+    wanted = list(args.only or SECTIONS)
+    sections = [machine_section(settings, machine)]
+    start = time.perf_counter()
+    for name in wanted:
+        if name == "gpu":
+            if torch.cuda.is_available():
+                sections.append(inference_section(settings, machine, "cuda"))
+            else:
+                sections.append(gpu_placeholder(machine))
+            continue
+        sections.append(RUNNERS[name](settings, machine))
+        say()
+    say(f"all done in {time.perf_counter() - start:.0f} s")
+    if not args.no_write:
+        path = report.write(args.out, sections)
+        say(f"wrote {path}")
+        say(report.section_body(report.parse_sections(path.read_text())["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
