@@ -257,6 +257,29 @@ def free_cores_threshold(threads: int | None, cores: int | None = None) -> float
     return max(0.25, cores - (threads or cores) + 0.25)
 
 
+def measure_rows(
+    module: str,
+    payloads: Iterable[dict[str, Any]],
+    *,
+    keep: Sequence[str],
+    runner: Runner | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One fresh worker process of ``module`` per payload (its ``threads`` threads).
+
+    Each row is the payload's ``keep`` keys followed by the worker's figures (or its
+    ``error``); ``on_row`` sees each row as it arrives, to print progress.
+    """
+    run = runner or run_worker
+    rows = []
+    for payload in payloads:
+        result = run(module, payload, threads=payload["threads"])
+        rows.append({**{key: payload[key] for key in keep}, **result})
+        if on_row is not None:
+            on_row(rows[-1])
+    return rows
+
+
 def quiet_runner(max_wait: float, *, retries: int = 1) -> Runner:
     """A :func:`run_worker` that first waits for a quiet machine and re-runs a noisy result.
 
@@ -291,6 +314,18 @@ def worker_payload(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     if len(args) == 2 and args[0] == "--worker":
         return json.loads(args[1])
     return None
+
+
+def serve_worker(
+    argv: Sequence[str] | None, worker: Callable[[dict[str, Any]], Mapping[str, Any]]
+) -> bool:
+    """If started by :func:`run_worker`: run ``worker`` on the payload, emit its result and
+    return True (the caller then exits); otherwise False."""
+    payload = worker_payload(argv)
+    if payload is None:
+        return False
+    emit(worker(payload))
+    return True
 
 
 # --------------------------------------------------------------------------- the machine

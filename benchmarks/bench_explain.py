@@ -33,11 +33,10 @@ if __package__ in (None, ""):
 
 from benchmarks._common import (
     BINDER_LIMIT_MB,
-    emit,
     markdown_table,
+    measure_rows,
     peak_rss_mb,
-    run_worker,
-    worker_payload,
+    serve_worker,
 )
 
 METHODS = ("saliency", "integrated_gradients", "grad_cam", "guided_grad_cam", "occlusion")
@@ -116,20 +115,17 @@ def measure(
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each (model, method) in its own process; ``models`` from ``"tiny"``, ``"full"``."""
-    rows = []
-    for model in models:
-        for method in methods:
-            payload = {
-                "model": model,
-                "method": method,
-                "threads": threads,
-                "full_ig_steps": full_ig_steps,
-            }
-            result = run_worker("benchmarks.bench_explain", payload, threads=threads)
-            rows.append({"model": model, "method": method, **result})
-            if progress:
-                progress(table(rows[-1:]).splitlines()[-1])
-    return rows
+    payloads = [
+        {"model": model, "method": method, "threads": threads, "full_ig_steps": full_ig_steps}
+        for model in models
+        for method in methods
+    ]
+    return measure_rows(
+        "benchmarks.bench_explain",
+        payloads,
+        keep=("model", "method"),
+        on_row=(lambda row: progress(table([row]).splitlines()[-1])) if progress else None,
+    )
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
@@ -165,9 +161,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    payload = worker_payload(argv)
-    if payload is not None:
-        emit(_worker(payload))
+    if serve_worker(argv, _worker):
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also the full-size I3D, 64x224x224")

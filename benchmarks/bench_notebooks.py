@@ -5,6 +5,8 @@ session), and the whole course in under 30 minutes. This prints the figures; it 
 
     python benchmarks/bench_notebooks.py            # all notebooks, pinned to core 0
     python benchmarks/bench_notebooks.py 00 03      # only those whose names start so
+
+``python -m benchmarks`` runs it too (section ``notebooks`` of ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hartutor._markdown import markdown_table
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 LIMIT_S, LIMIT_MB, COURSE_LIMIT_S = 300, 2048, 1800
@@ -47,31 +56,64 @@ def run(path: Path, core: int | None) -> dict[str, float]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def measure(
+    notebooks: Sequence[Path], core: int | None, progress: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """One row per notebook: its name, wall time (s) and kernel peak RSS (MB)."""
+    rows = []
+    for path in notebooks:
+        rows.append({"notebook": path.name, **run(path, core)})
+        if progress:
+            progress(table(rows[-1:]).splitlines()[-1])
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: each notebook's figures and whether it stays within 5 minutes and 2 GB."""
+    body = [
+        [
+            f"`{row['notebook']}`",
+            f"{row['wall_s']:.1f}",
+            f"{row['kernel_peak_mb']:.0f}",
+            "yes" if within_limits(row) else "**NO**",
+        ]
+        for row in rows
+    ]
+    header = ("notebook", "wall time (s)", "kernel peak RSS (MB)", "within 5 min and 2 GB")
+    return markdown_table(header, body)
+
+
+def within_limits(row: dict[str, Any]) -> bool:
+    """A notebook's own promise: under 5 minutes and 2 GB."""
+    return row["wall_s"] <= LIMIT_S and row["kernel_peak_mb"] <= LIMIT_MB
+
+
+def course_total(rows: Sequence[dict[str, Any]]) -> float:
+    """Seconds of notebook execution for the whole course (kernel start-up excluded)."""
+    return sum(row["wall_s"] for row in rows)
+
+
+def select(prefixes: Sequence[str] = ()) -> list[Path]:
+    """The tutorial notebooks, or those whose names start with one of ``prefixes``."""
+    notebooks = sorted(TUTORIALS.glob("*.ipynb"))
+    if prefixes:
+        notebooks = [p for p in notebooks if p.name.startswith(tuple(prefixes))]
+    return notebooks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prefixes", nargs="*", help="notebook name prefixes (default: all)")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (-1: none)")
     args = parser.parse_args()
-    notebooks = sorted(TUTORIALS.glob("*.ipynb"))
-    if args.prefixes:
-        notebooks = [p for p in notebooks if p.name.startswith(tuple(args.prefixes))]
     core = None if args.core < 0 else args.core
     pinned = f"taskset -c {core}" if core is not None else "unpinned"
-    print(f"# Notebooks in fast mode, one core ({pinned})")
-    print()
-    print("| notebook | wall time (s) | kernel peak RSS (MB) | within 5 min and 2 GB |")
-    print("|---|---|---|---|")
-    total = 0.0
+    print(f"# Notebooks in fast mode, one core ({pinned})\n", flush=True)
     start = time.perf_counter()
-    for path in notebooks:
-        figures = run(path, core)
-        total += figures["wall_s"]
-        ok = figures["wall_s"] <= LIMIT_S and figures["kernel_peak_mb"] <= LIMIT_MB
-        print(
-            f"| {path.name} | {figures['wall_s']:.1f} | {figures['kernel_peak_mb']:.0f} | "
-            f"{'yes' if ok else 'NO'} |",
-            flush=True,
-        )
+    rows = measure(select(args.prefixes), core, progress=print)
+    total = course_total(rows)
+    print()
+    print(table(rows))
     print()
     print(
         f"whole course: {total:.0f} s of notebook execution "

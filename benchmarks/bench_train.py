@@ -31,11 +31,11 @@ if __package__ in (None, ""):
 from benchmarks._common import (
     LoadMonitor,
     Runner,
-    emit,
     fmt,
     markdown_table,
+    measure_rows,
     run_worker,
-    worker_payload,
+    serve_worker,
 )
 
 TARGET_CLIPS_PER_S = 50.0
@@ -116,28 +116,36 @@ def measure(
     runner: Runner = run_worker,
 ) -> list[dict[str, Any]]:
     """One worker per (preset, threads); rows of figures (or an ``error``)."""
-    rows = []
-    for name in names:
-        for threads in thread_counts:
-            payload = {
-                "preset": name,
-                "threads": threads,
-                "clips": clips,
-                "loader_worker": loader_worker and threads == 1,
-            }
-            result = runner("benchmarks.bench_train", payload, threads=threads)
-            rows.append({"preset": name, "threads": threads, **result})
-            if progress:
-                progress(
-                    f"  {name} x{threads}: "
-                    + (
-                        result["error"]
-                        if "error" in result
-                        else f"fit {result['fit']:.1f} clips/s (model {result['model']:.1f}, "
-                        f"render {result['render']:.0f})"
-                    )
+    payloads = [
+        {
+            "preset": name,
+            "threads": threads,
+            "clips": clips,
+            "loader_worker": loader_worker and threads == 1,
+        }
+        for name in names
+        for threads in thread_counts
+    ]
+
+    def report(row: dict[str, Any]) -> None:
+        if progress:
+            progress(
+                f"  {row['preset']} x{row['threads']}: "
+                + (
+                    row["error"]
+                    if "error" in row
+                    else f"fit {row['fit']:.1f} clips/s (model {row['model']:.1f}, "
+                    f"render {row['render']:.0f})"
                 )
-    return rows
+            )
+
+    return measure_rows(
+        "benchmarks.bench_train",
+        payloads,
+        keep=("preset", "threads"),
+        runner=runner,
+        on_row=report,
+    )
 
 
 def best_fit(rows: Sequence[dict[str, Any]], name: str) -> tuple[float, str] | None:
@@ -195,9 +203,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    payload = worker_payload(argv)
-    if payload is not None:
-        emit(_worker(payload))
+    if serve_worker(argv, _worker):
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=None, help="default: all")

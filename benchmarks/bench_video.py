@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import emit, markdown_table, peak_rss_mb, run_worker, worker_payload
+from benchmarks._common import markdown_table, peak_rss_mb, run_worker, serve_worker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,9 +171,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    payload = worker_payload(argv)
-    if payload is not None:
-        emit(_worker(payload))
+    if serve_worker(argv, _worker):
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=REPO.parent / "shared/fixtures/videos")

@@ -25,6 +25,7 @@ SECTION_ORDER: tuple[str, ...] = (
     "synthetic",
     "flow",
     "attribution",
+    "notebooks",
 )
 TITLE = "# hartutor benchmarks"
 INTRO = (
@@ -100,8 +101,12 @@ def summary(sections: Mapping[str, str]) -> Section:
 def merge(old_text: str, new: Sequence[Section]) -> str:
     """The results file: ``new`` sections over those of ``old_text``, summary rebuilt.
 
-    A placeholder GPU section never replaces a measured one.
+    A placeholder GPU section never replaces a measured one. A section whose name is not in
+    :data:`SECTION_ORDER` raises ``ValueError`` (it would have no place in the file).
     """
+    unknown = [section.name for section in new if section.name not in SECTION_ORDER]
+    if unknown:
+        raise ValueError(f"sections {unknown} are not in SECTION_ORDER {SECTION_ORDER}")
     sections = {k: v for k, v in parse_sections(old_text).items() if k in SECTION_ORDER}
     for section in new:
         old = sections.get(section.name)

@@ -10,9 +10,10 @@
 Sections: inference (full-size models, plain and optimised, against a matmul peak), gpu (the
 same on CUDA when a GPU is present: float16 autocast instead of bfloat16, no int8), training
 (tiny presets on the synthetic set), decode (hartutor's reader beside pytorchvideo), synthetic
-(rendering), flow (estimators) and attribution (time and memory of each method). Timing rows
-run in fresh processes; on a shared machine each first waits (``--wait-quiet``) until other
-processes leave the cores alone, and every table reports how busy they kept them.
+(rendering), flow (estimators), attribution (time and memory of each method) and notebooks
+(each tutorial's time and memory on one core). Timing rows run in fresh processes; on a shared
+machine each first waits (``--wait-quiet``) until other processes leave the cores alone, and
+every table reports how busy they kept them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_explain, bench_models, bench_train, bench_video, report
+from benchmarks import (
+    bench_explain,
+    bench_models,
+    bench_notebooks,
+    bench_train,
+    bench_video,
+    report,
+)
 from benchmarks._common import (
     BINDER_LIMIT_MB,
     REPO,
@@ -38,16 +46,16 @@ from benchmarks._common import (
     Runner,
     available_cores,
     describe_machine,
-    emit,
     fmt,
     free_cores_threshold,
     matmul_gflops,
     quiet_runner,
     run_worker,
-    worker_payload,
+    serve_worker,
 )
 
-SECTIONS = ("inference", "gpu", "training", "decode", "synthetic", "flow", "attribution")
+#: What ``--only`` may name: every measured section of the results file, in its order.
+SECTIONS = tuple(name for name in report.SECTION_ORDER if name not in ("summary", "machine"))
 I3D_PEAK_FRACTION = 0.40
 SYNTH_TARGET = 100.0
 
@@ -524,6 +532,42 @@ def attribution_section(settings: Settings, machine: Machine) -> report.Section:
     return report.Section("attribution", "Attribution methods", "\n".join(lines))
 
 
+def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
+    """Every tutorial notebook in fast mode on one core: wall time and kernel peak memory."""
+    notebooks = bench_notebooks.select(("00", "index") if settings.quick else ())
+    say(f"[notebooks] {len(notebooks)} notebooks, fast mode, one core")
+    with LoadMonitor() as load:
+        rows = bench_notebooks.measure(notebooks, 0, progress=say)  # core 0 where taskset exists
+    total = bench_notebooks.course_total(rows)
+    within = all(bench_notebooks.within_limits(row) for row in rows)
+    largest = max(rows, key=lambda row: row["kernel_peak_mb"])
+    slowest = max(rows, key=lambda row: row["wall_s"])
+    whole = "the whole course" if not settings.quick else f"these {len(rows)} notebooks"
+    lines = [
+        measured_line(machine, load.others_cores, [1]),
+        "",
+        "`benchmarks/bench_notebooks.py`: each notebook executed in fast mode by `nbclient` in a "
+        "fresh kernel, pinned to one core (`taskset -c 0`, `OMP_NUM_THREADS=1`: a Binder "
+        "session); *kernel peak RSS* is the kernel process's maximum resident memory."
+        + (" `--quick` runs two notebooks only." if settings.quick else ""),
+        "",
+        bench_notebooks.table(rows),
+        "",
+        report.target_line(
+            within,
+            "(the course's own) every notebook under 5 minutes and 2 GB on one core: slowest "
+            f"{slowest['notebook']} {slowest['wall_s']:.0f} s, largest "
+            f"{largest['notebook']} {largest['kernel_peak_mb']:.0f} MB.",
+        ),
+        report.target_line(
+            total <= bench_notebooks.COURSE_LIMIT_S,
+            f"(the course's own) {whole} under 30 minutes: {total:.0f} s.",
+        ),
+    ]
+    say("\n".join(lines))
+    return report.Section("notebooks", "Tutorial notebooks", "\n".join(lines))
+
+
 def machine_section(settings: Settings, machine: Machine) -> report.Section:
     """What the run was measured on, and the mode."""
     mode = "`--quick` (fewer repeats, a subset)" if settings.quick else "full"
@@ -544,13 +588,12 @@ RUNNERS: dict[str, Callable[[Settings, Machine], report.Section]] = {
     "synthetic": synthetic_section,
     "flow": flow_section,
     "attribution": attribution_section,
+    "notebooks": notebooks_section,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    payload = worker_payload(argv)
-    if payload is not None:
-        emit(_worker(payload))
+    if serve_worker(argv, _worker):
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import report
-from benchmarks._common import Timing, free_cores_threshold, gflops_per_second
+from benchmarks._common import Timing, free_cores_threshold, gflops_per_second, measure_rows
 from benchmarks.bench_models import op_kind
 
 
@@ -80,3 +80,63 @@ def test_read_section(tmp_path: Path) -> None:
     report.write(path, [report.Section("training", "Training", "| a | b |")])
     assert report.read_section("training", path) == "| a | b |"
     assert report.read_section("decode", path) == ""
+
+
+def test_measure_rows_keeps_the_named_payload_keys_and_reports_each_row() -> None:
+    calls: list[tuple[str, dict, int]] = []
+
+    def runner(module: str, payload: dict, *, threads: int) -> dict:
+        calls.append((module, payload, threads))
+        if payload["preset"] == "broken":
+            return {"error": "boom"}
+        return {"fit": 10.0 * threads}
+
+    seen: list[dict] = []
+    payloads = [
+        {"preset": "i3d", "threads": 1, "clips": 8},
+        {"preset": "i3d", "threads": 2, "clips": 8},
+        {"preset": "broken", "threads": 1, "clips": 8},
+    ]
+    rows = measure_rows(
+        "benchmarks.bench_train",
+        payloads,
+        keep=("preset", "threads"),
+        runner=runner,
+        on_row=seen.append,
+    )
+    assert [c[2] for c in calls] == [1, 2, 1]  # each worker gets its payload's threads
+    assert rows == [
+        {"preset": "i3d", "threads": 1, "fit": 10.0},
+        {"preset": "i3d", "threads": 2, "fit": 20.0},
+        {"preset": "broken", "threads": 1, "error": "boom"},
+    ]
+    assert seen == rows
+
+
+def test_notebook_rows_are_judged_against_five_minutes_and_two_gigabytes() -> None:
+    from benchmarks import bench_notebooks
+
+    rows = [
+        {"notebook": "00_the_data.ipynb", "wall_s": 4.7, "kernel_peak_mb": 437.0},
+        {"notebook": "08_slow.ipynb", "wall_s": 301.0, "kernel_peak_mb": 900.0},
+        {"notebook": "09_big.ipynb", "wall_s": 20.0, "kernel_peak_mb": 2100.0},
+    ]
+    assert [bench_notebooks.within_limits(row) for row in rows] == [True, False, False]
+    assert bench_notebooks.course_total(rows) == pytest.approx(325.7)
+    lines = bench_notebooks.table(rows).splitlines()
+    assert lines[2] == "| `00_the_data.ipynb` | 4.7 | 437 | yes |"
+    assert lines[3].endswith("| **NO** |") and lines[4].endswith("| **NO** |")
+    names = [p.name for p in bench_notebooks.select(("00", "index"))]
+    assert names == ["00_the_data.ipynb", "index.ipynb"]
+
+
+def test_a_section_without_a_place_in_the_file_is_refused_not_dropped() -> None:
+    with pytest.raises(ValueError, match="not in SECTION_ORDER"):
+        report.merge("", [report.Section("typo", "Typo", "figures")])
+
+
+def test_every_section_the_command_can_measure_has_a_place_in_the_file() -> None:
+    from benchmarks import run_all
+
+    assert set(run_all.SECTIONS) | {"gpu"} == set(run_all.RUNNERS) | {"gpu"}
+    assert set(run_all.SECTIONS) <= set(report.SECTION_ORDER)

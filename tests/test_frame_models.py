@@ -17,6 +17,7 @@ from hartutor.models.frame import (
     LRCNConvNet,
     ModelError,
     SmallConvNet,
+    clip_to_frames,
     frame_consensus,
     gather_frames,
     random_segment_indices,
@@ -219,3 +220,33 @@ def test_tiny_single_frame_learns_a_brightness_task() -> None:
 def test_input_spec_is_an_input_spec() -> None:
     for name in ("single_frame", "lrcn"):
         assert isinstance(build_model(name, preset="tiny", num_classes=3).input_spec, InputSpec)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(channels_last: bool) -> None:
+    clip = torch.randn(2, 3, 4, 5, 6)
+    frames = clip_to_frames(clip, channels_last=channels_last)
+    assert frames.shape == (8, 3, 5, 6)
+    for n in range(2):
+        for t in range(4):
+            assert torch.equal(frames[n * 4 + t], clip[n, :, t])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert frames.is_contiguous(memory_format=layout)
+
+
+def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Eval on a CPU feeds the backbone channels-last frames (speed); scores do not change."""
+    import hartutor.models.frame as frame_module
+
+    torch.manual_seed(0)
+    for name in ("single_frame", "lrcn", "xception"):
+        model = build_model(name, preset="tiny", num_classes=5).eval()
+        clip = torch.randn(2, 3, 16, 64, 64)
+        with torch.no_grad():
+            fast = model(clip)
+            with monkeypatch.context() as patch:
+                patch.setattr(frame_module, "_frames_channels_last", lambda x, backbone: False)
+                plain = model(clip)
+        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5, msg=name)

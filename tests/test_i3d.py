@@ -25,6 +25,7 @@ from hartutor.models.layers import (
     InputSpec,
     SameMaxPool3d,
     SamePadConv3d,
+    is_channels_last_3d,
     tf_same_padding,
     tf_same_padding_3d,
 )
@@ -101,6 +102,73 @@ def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple) -> None
     got = pool(torch.from_numpy(x)[None, None])[0, 0].numpy()
     np.testing.assert_array_equal(got, _tf_max_pool_reference(x, kernel, stride))
     assert (got < 0).all()
+
+
+@pytest.mark.parametrize("size", [(5, 7, 8), (4, 6, 9), (3, 3, 3)])
+@pytest.mark.parametrize(
+    ("kernel", "stride"),
+    [
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_max_pool_matches_tensorflow_in_either_layout(
+    size: tuple, kernel: tuple, stride: tuple, channels_last: bool
+) -> None:
+    """The native-padding and channels-last shortcuts give TF's SAME max-pool, every channel."""
+    rng = np.random.default_rng(1)
+    x = -rng.uniform(1.0, 2.0, size=(2, 3, *size)).astype(np.float32)
+    clip = torch.from_numpy(x)
+    if channels_last:
+        clip = clip.contiguous(memory_format=torch.channels_last_3d)
+    got = SameMaxPool3d(kernel, stride)(clip).numpy()
+    for n in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(
+                got[n, c], _tf_max_pool_reference(x[n, c], kernel, stride)
+            )
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 1, 1), (1, 7, 7), (2, 2, 2)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_same_conv_equals_explicit_padding(kernel: tuple, stride: int) -> None:
+    """Symmetric SAME padding given to the conv itself sums exactly what F.pad + conv sums."""
+    torch.manual_seed(0)
+    conv = SamePadConv3d(4, 5, kernel, stride)
+    x = torch.randn(2, 4, 6, 9, 10)
+    pads = tf_same_padding_3d(x.shape[-3:], conv.kernel_size, conv.stride)
+    expected = F.conv3d(F.pad(x, pads), conv.weight, None, conv.stride)
+    with torch.no_grad():
+        for clip in (x, x.contiguous(memory_format=torch.channels_last_3d)):
+            torch.testing.assert_close(conv(clip), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eval on a CPU runs channels-last (speed); the logits and endpoints are those of the
+    default layout, and what the model returns is an ordinary contiguous tensor."""
+    import hartutor.models.i3d as i3d_module
+
+    torch.manual_seed(0)
+    model = build_model("i3d", preset="tiny", num_classes=7).eval()
+    clip = torch.randn(2, 3, 16, 64, 64)
+    layouts: list[bool] = []
+    model.Conv3d_1a_7x7.register_forward_hook(
+        lambda module, args, out: layouts.append(is_channels_last_3d(out))
+    )
+    with torch.no_grad():
+        fast = model(clip)
+        features = model.forward_features(clip)
+        endpoints = model.forward_endpoints(clip, until="Mixed_4b")
+        monkeypatch.setattr(i3d_module, "cpu_channels_last", lambda x, module=None: x)
+        plain = model(clip)
+        plain_features = model.forward_features(clip)
+    assert layouts == [True, True, True, False, False]  # the shortcut ran, then was switched off
+    assert features.is_contiguous() and endpoints["Mixed_4b"].is_contiguous()
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(features, plain_features, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- structure
