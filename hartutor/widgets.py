@@ -3,12 +3,13 @@
 :class:`InferenceApp` runs a model on a clip and shows each stream's and the fused top-5 as
 bars (:func:`hartutor.viz.prediction_figure`) with a plain-text line such as
 ``fused: sit_down (87%)``. The clip is a synthetic class (:func:`hartutor.synth.render_clip`), a
-sample clip from the course's fixtures (:func:`hartutor.course.fixtures_dir`) or an uploaded
+sample clip from the course's fixtures (:func:`hartutor.course.fixtures_dir`), an uploaded
 video (written to a temporary file and read with :func:`hartutor.video.read_video`, at most
-:data:`MAX_UPLOAD_BYTES`). The model is a checkpoint shipped in ``hartutor/assets/checkpoints``
-(the tiny I3D + Xception fusion first), any checkpoint file written by :func:`hartutor.train.fit`,
-or, when their weights are in the cache, the full-size pretrained streams
-(:func:`hartutor.demo.run_full`).
+:data:`MAX_UPLOAD_BYTES`, and in practice :data:`JUPYTER_MESSAGE_LIMIT_BYTES`: see
+:func:`upload_note`) or a video file on the kernel's machine, of any size (decoding is
+bounded). The model is a checkpoint shipped in ``hartutor/assets/checkpoints`` (the tiny I3D +
+Xception fusion first), any checkpoint file written by :func:`hartutor.train.fit`, or, when their
+weights are in the cache, the full-size pretrained streams (:func:`hartutor.demo.run_full`).
 
 :class:`SaliencyExplorer` attributes a class score with :func:`hartutor.explain.explain`
 (method, target class, stream or fused score) and shows the heatmap over the frame picked by a
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "JUPYTER_MESSAGE_LIMIT_BYTES",
     "MAX_UPLOAD_BYTES",
     "VIDEO_SUFFIXES",
     "Clip",
@@ -75,11 +77,16 @@ __all__ = [
     "sample_clips",
     "synthetic_clip",
     "upload_clip",
+    "upload_note",
 ]
 
 #: Largest upload the inference app accepts, in bytes (the bytes travel through the kernel's
 #: websocket and are held in memory; UCF101's clips are 0.1-2 MB).
 MAX_UPLOAD_BYTES = 50 * 2**20
+#: Largest websocket message a Jupyter server or Voila accepts unless configured otherwise
+#: (tornado's default ``websocket_max_message_size``). An upload travels as one message: a
+#: larger one closes the connection before the kernel sees it, so the app cannot report it.
+JUPYTER_MESSAGE_LIMIT_BYTES = 10 * 2**20
 #: File suffixes offered as sample clips and accepted by the upload button.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".gif", ".mov", ".m4v", ".mpg", ".mpeg")
 #: The shipped checkpoint both apps start with: the poster's fusion in miniature.
@@ -146,6 +153,22 @@ def _human(size: int) -> str:
     return f"{size / 1e3:.1f} kB" if size < 1e6 else f"{size / 1e6:.1f} MB"
 
 
+def upload_note(max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+    """What the app says beside its upload button: the size that can really arrive, and the
+    route for larger videos (a file on the kernel's machine, which has no such limit)."""
+    if max_bytes < JUPYTER_MESSAGE_LIMIT_BYTES:
+        limit = _human(max_bytes)
+    else:  # the file shares its message with a little JSON
+        limit = f"just under {_human(JUPYTER_MESSAGE_LIMIT_BYTES)}"
+    return (
+        f"Uploads up to {limit}: they travel to the kernel through Jupyter's websocket, which "
+        "refuses larger messages unless the server raises <code>websocket_max_message_size</code>"
+        " (the connection then drops with no message here). For a larger video, put it on the "
+        "kernel's machine (in JupyterLab, the file browser's upload button has no such limit) "
+        "and choose <b>video file</b>."
+    )
+
+
 def upload_clip(
     upload: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
@@ -162,7 +185,13 @@ def upload_clip(
     if not isinstance(upload, Mapping):
         entries = list(upload)
         if not entries:
-            raise VideoDecodeError("(upload)", "nothing was uploaded: choose a video file first")
+            raise VideoDecodeError(
+                "(upload)",
+                "nothing has arrived from the upload button: choose a video file first. If you "
+                f"did, it was probably over the {_human(JUPYTER_MESSAGE_LIMIT_BYTES)} one "
+                "Jupyter message carries and was dropped on the way; choose 'video file' and "
+                "type its path instead",
+            )
         upload = entries[0]
     name = str(upload.get("name") or "upload")
     content = upload.get("content")
@@ -509,7 +538,7 @@ class _Steps:
 
 
 class InferenceApp(widgets.VBox):
-    """Run a model on a synthetic, sample or uploaded clip; show each stream's top-5 and the
+    """Run a model on a synthetic, sample, uploaded or file clip; show each stream's top-5 and the
     fused top-5 (see the module docstring). ``run()`` is what the Run button calls."""
 
     def __init__(
@@ -533,6 +562,7 @@ class InferenceApp(widgets.VBox):
                 ("synthetic class", "synthetic"),
                 ("sample clip", "sample"),
                 ("upload", "upload"),
+                ("video file", "file"),
             ],
             value="synthetic",
             description="clip",
@@ -548,6 +578,12 @@ class InferenceApp(widgets.VBox):
         self.upload = widgets.FileUpload(
             accept=",".join(("video/*", *VIDEO_SUFFIXES)), multiple=False, description="video"
         )
+        self.upload_note = widgets.HTML(upload_note(self.max_upload_bytes))
+        self.video_path = widgets.Text(
+            placeholder="path of a video on the kernel's machine (any size)",
+            description="file",
+            layout=widgets.Layout(width="60%"),
+        )
         self.model = widgets.Dropdown(
             options=[(o.label, o) for o in options],
             value=options[0] if options else None,
@@ -562,7 +598,10 @@ class InferenceApp(widgets.VBox):
         self.status = widgets.Label("")
         self.prediction = widgets.Label("")
         self.error = widgets.HTML("")
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        # hidden while empty: browsers draw an empty image as a broken-image icon
+        self.plot = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="100%", display="none")
+        )
         self.clip: Clip | None = None
         self.predictions: list[Prediction] = []
         self.figure: Figure | None = None
@@ -573,6 +612,8 @@ class InferenceApp(widgets.VBox):
             (self.seed, "seed"),
             (self.sample, "sample"),
             (self.upload, "upload"),
+            (self.upload_note, "upload-note"),
+            (self.video_path, "video-path"),
             (self.model, "model"),
             (self.checkpoint, "checkpoint"),
             (self.run_button, "run"),
@@ -596,6 +637,8 @@ class InferenceApp(widgets.VBox):
                 self._synthetic_box,
                 self.sample,
                 self.upload,
+                self.upload_note,
+                self.video_path,
                 widgets.HBox([self.model, self.checkpoint]),
                 widgets.HBox([self.run_button, self.progress, self.status]),
                 self.prediction,
@@ -609,13 +652,15 @@ class InferenceApp(widgets.VBox):
 
     def _source_changed(self, _change: object = None) -> None:
         """Show only the controls of the chosen clip source."""
-        shown = {
-            "synthetic": self._synthetic_box,
-            "sample": self.sample,
-            "upload": self.upload,
+        shown: dict[str, tuple[widgets.Widget, ...]] = {
+            "synthetic": (self._synthetic_box,),
+            "sample": (self.sample,),
+            "upload": (self.upload, self.upload_note),
+            "file": (self.video_path,),
         }
-        for source, box in shown.items():
-            box.layout.display = None if source == self.source.value else "none"
+        for source, boxes in shown.items():
+            for box in boxes:
+                box.layout.display = None if source == self.source.value else "none"
 
     def _uploaded(self, change: Mapping[str, Any]) -> None:
         if change["new"]:
@@ -646,6 +691,11 @@ class InferenceApp(widgets.VBox):
                     "shared/fixtures folder, or pick a synthetic class or upload a video",
                 )
             return file_clip(self.sample.value, num_frames=num_frames, size=size)
+        if self.source.value == "file":
+            typed = self.video_path.value.strip()
+            if not typed:
+                raise VideoDecodeError("(video file)", "type the path of a video file first")
+            return file_clip(Path(typed).expanduser(), num_frames=num_frames, size=size)
         return upload_clip(
             self.upload.value, num_frames=num_frames, size=size, max_bytes=self.max_upload_bytes
         )
@@ -692,7 +742,9 @@ class InferenceApp(widgets.VBox):
         except Exception as err:  # shown in the app, never raised into the kernel
             steps.failed()
             self.error.value = _error_html(_message(err))
+            self.plot.layout.display = "none"  # an older clip's bars would read as this run's
             return []
+        self.plot.layout.display = None
         self.clip, self.loaded, self.predictions, self.figure = clip, loaded, predictions, figure
         self.prediction.value = prediction_line(predictions, clip.label)
         steps.done(f"done: {clip.name}")

@@ -2,7 +2,9 @@
 Debian's Chromium, driven by Playwright for Python with the system browser (no browser
 download), clicks through the app and reads what the page shows.
 
-- the inference app: pick a synthetic class, click Run, read the fused prediction;
+- the inference app: pick a synthetic class, click Run, read the fused prediction; then upload
+  a video through the page's FileUpload (it crosses the websocket) and read its prediction;
+- an upload over Jupyter's websocket message limit: it never arrives, and Run says why;
 - the saliency explorer: click Explain, press play, see the frame slider move (``jslink`` runs
   in the browser) and the kernel redraw the frame it points at.
 
@@ -38,6 +40,7 @@ BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CHROMIUM = os.environ.get("HARTUTOR_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("HARTUTOR_REQUIRE_BROWSER", "") == "1"
 ACTION, SEED = "stand_up", 0
+UPLOAD_ACTION = "sit_down"
 # Voila starts a kernel that imports torch and loads the model: generous bounds on a busy CI box
 SERVER_START_S = 120
 APP_READY_S = 240
@@ -183,12 +186,17 @@ def _failed(page: Any, screenshot: Path, log: Path, what: str, err: Exception) -
 
 def test_inference_app_in_chromium(playwright_api: Any, shots: Path, tmp_path: Path) -> None:
     from hartutor import widgets as hw
+    from hartutor.synth import render_clip
+    from hartutor.video import write_video
 
     screenshot = shots / "inference_app.png"
-    # what the library computes for the same clip, in this process
+    # what the library computes for the same clips, in this process
     model = hw.load_model(shipped_checkpoint(hw.DEFAULT_MODEL))
     expected = hw.predict(model, hw.synthetic_clip(ACTION, SEED))
     fused = next(p for p in expected if p.scorer == "fused")
+    video = write_video(tmp_path / "my_upload.mp4", render_clip(UPLOAD_ACTION, 3).frames, fps=25)
+    upload = {"name": video.name, "content": video.read_bytes()}
+    uploaded = next(p for p in hw.predict(model, hw.upload_clip(upload)) if p.scorer == "fused")
 
     with (
         _voila(BROWSER_DIR / "inference_app.ipynb", tmp_path) as (url, log),
@@ -211,6 +219,34 @@ def test_inference_app_in_chromium(playwright_api: Any, shots: Path, tmp_path: P
         error = page.locator(".hartutor-error").inner_text().strip()
         images = page.locator(".hartutor-inference-app img").count()
         page.screenshot(path=str(screenshot), full_page=True)
+        # then a real upload: the file goes through the browser's FileUpload and the websocket
+        try:
+            # the "upload" clip source shows the FileUpload button and its note
+            page.locator(".widget-toggle-buttons button").filter(
+                has_text=re.compile(r"^upload$")
+            ).click()
+            page.locator(".hartutor-upload-note").wait_for(state="visible", timeout=30_000)
+            with page.expect_file_chooser(timeout=30_000) as chooser:
+                page.locator(".hartutor-upload").click()  # opens the browser's file dialog
+            chooser.value.set_files(str(video))
+            page.wait_for_function(  # the widget shows how many files it holds
+                "() => /\\(1\\)/.test(document.querySelector('.hartutor-upload')"
+                "?.textContent ?? '')",
+                timeout=30_000,
+            )
+            page.locator(".hartutor-run").click()
+            page.wait_for_function(
+                f"() => /{video.name}/.test(document.querySelector('.hartutor-status')"
+                "?.textContent ?? '') || (document.querySelector('.hartutor-error')"
+                "?.textContent ?? '').length > 0",
+                timeout=RESULT_S * 1000,
+            )
+        except playwright_api.Error as err:
+            _failed(page, screenshot, log, "the uploaded video gave no prediction", err)
+        upload_text = page.locator(".hartutor-prediction").inner_text().strip()
+        upload_error = page.locator(".hartutor-error").inner_text().strip()
+        note = page.locator(".hartutor-upload-note").inner_text().strip()
+        page.screenshot(path=str(shots / "inference_app_upload.png"), full_page=True)
 
     where = f"(screenshot: {screenshot})"
     assert error == "", f"the app showed an error: {error} {where}"
@@ -220,7 +256,59 @@ def test_inference_app_in_chromium(playwright_api: Any, shots: Path, tmp_path: P
     assert abs(int(match.group(2)) - round(100 * fused.probabilities[0])) <= 1, f"{text!r} {where}"
     assert text.endswith(f"true: {ACTION}"), f"{text!r} {where}"
     assert images >= 1, f"the bar chart is not on the page {where}"
+    assert upload_error == "", f"the upload showed an error: {upload_error} {where}"
+    got = re.match(r"fused: (\w+) \((\d+)%\)", upload_text)
+    assert got, f"no fused prediction for the upload in {upload_text!r} {where}"
+    assert got.group(1) == uploaded.labels[0], f"{upload_text!r}, library: {uploaded} {where}"
+    assert abs(int(got.group(2)) - round(100 * uploaded.probabilities[0])) <= 1, upload_text
+    assert "true:" not in upload_text, f"an upload has no known class: {upload_text!r}"
+    assert note.startswith("Uploads up to just under 10.5 MB"), f"upload note {note!r} {where}"
     print(f"browser showed: {text}\nscreenshot: {screenshot}\nblocked requests: {blocked}")
+
+
+def test_an_upload_too_big_for_the_websocket_is_explained_in_chromium(
+    playwright_api: Any, shots: Path, tmp_path: Path
+) -> None:
+    """Over Jupyter's message limit, the bytes never reach the kernel (the page's websocket
+    drops and reconnects); Run then says why and what to do instead."""
+    from hartutor import widgets as hw
+    from hartutor.synth import render_clip
+    from hartutor.video import write_video
+
+    screenshot = shots / "inference_app_big_upload.png"
+    video = write_video(tmp_path / "clip.mp4", render_clip(UPLOAD_ACTION, 3).frames, fps=25)
+    big = tmp_path / "phone_video.mp4"  # a valid video padded past the limit
+    big.write_bytes(video.read_bytes().ljust(hw.JUPYTER_MESSAGE_LIMIT_BYTES + 2**20, b"\0"))
+    with (
+        _voila(BROWSER_DIR / "inference_app.ipynb", tmp_path) as (url, log),
+        _page(playwright_api, url) as (page, _blocked),
+    ):
+        try:
+            page.locator(".hartutor-run").wait_for(state="visible", timeout=APP_READY_S * 1000)
+            page.locator(".widget-toggle-buttons button").filter(
+                has_text=re.compile(r"^upload$")
+            ).click()
+            with page.expect_file_chooser(timeout=30_000) as chooser:
+                page.locator(".hartutor-upload").click()
+            chooser.value.set_files(str(big))
+            deadline = time.monotonic() + RESULT_S
+            while "Restoring connection" not in log.read_text() and time.monotonic() < deadline:
+                page.wait_for_timeout(500)  # the server closes the socket; the page reconnects
+            page.locator(".hartutor-run").click()
+            page.wait_for_function(
+                "() => (document.querySelector('.hartutor-error')?.textContent ?? '').length > 0",
+                timeout=RESULT_S * 1000,
+            )
+        except playwright_api.Error as err:
+            _failed(page, screenshot, log, "the app did not answer the oversized upload", err)
+        error = page.locator(".hartutor-error").inner_text().strip()
+        held = page.locator(".hartutor-upload").inner_text().strip()
+        page.screenshot(path=str(screenshot), full_page=True)
+    where = f"(screenshot: {screenshot}; voila log: {log})"
+    assert "Restoring connection" in log.read_text(), f"the websocket did not drop {where}"
+    assert held.endswith("(0)"), f"the upload arrived after all: {held!r} {where}"
+    assert "probably over the 10.5 MB one Jupyter message carries" in error, f"{error!r} {where}"
+    assert "choose 'video file'" in error, f"{error!r} {where}"
 
 
 def test_saliency_explorer_plays_in_chromium(

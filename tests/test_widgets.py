@@ -167,8 +167,10 @@ def test_a_valid_upload_runs_and_switches_the_source(tmp_path: Path):
     assert app.source.value == "upload"
     assert app.upload.layout.display is None and app.action.layout.display is None
     assert app.children[2].layout.display == "none"  # the class and seed row
+    assert app.plot.layout.display == "none"  # nothing drawn yet
     app.run()
     assert app.error.value == ""
+    assert app.plot.layout.display is None and bytes(app.plot.value[:4]) == b"\x89PNG"
     assert LINE.match(app.prediction.value), app.prediction.value
     assert "true:" not in app.prediction.value  # an upload has no known class
     assert app.clip is not None and app.clip.name == "my_clip.mp4"
@@ -186,6 +188,7 @@ def test_a_bad_upload_shows_a_message_and_never_raises(kind: str, tmp_path: Path
     app.upload.value = _upload("broken.mp4", data)
     app.run_button.click()  # must not raise
     assert app.prediction.value == ""
+    assert app.plot.layout.display == "none"  # no empty picture, no older clip's bars
     assert _error(app).startswith("Error: cannot read video 'broken.mp4': ")
     if kind == "empty":
         assert _error(app).endswith("the file is empty")
@@ -201,6 +204,39 @@ def test_a_huge_upload_is_refused_before_it_is_read(tmp_path: Path, monkeypatch)
     size = f"{len(data) / 1000:.1f} kB"
     assert f"the file is {size}, over the app's limit of 10.0 kB" in _error(app)
     assert app.prediction.value == ""
+
+
+def test_the_upload_note_states_the_size_that_can_really_arrive():
+    assert hw.JUPYTER_MESSAGE_LIMIT_BYTES == 10 * 2**20  # tornado's websocket default
+    note = hw.upload_note(hw.MAX_UPLOAD_BYTES)  # 50 MiB in the kernel, 10 MiB on the wire
+    assert note.startswith("Uploads up to just under 10.5 MB:")
+    assert "websocket_max_message_size" in note
+    assert hw.upload_note(10_000).startswith("Uploads up to 10.0 kB:")
+    app = hw.InferenceApp(samples=[], max_upload_bytes=10_000)
+    assert app.upload_note.value == hw.upload_note(10_000)
+    assert app.upload_note.layout.display == "none"  # shown with the upload button only
+    app.source.value = "upload"
+    assert app.upload_note.layout.display is None and app.upload.layout.display is None
+    assert app.video_path.layout.display == "none"
+
+
+def test_a_video_file_of_any_size_runs_from_its_path(tmp_path: Path):
+    video = tmp_path / "phone video.mp4"
+    video.write_bytes(_mp4_bytes(tmp_path))
+    app = hw.InferenceApp(samples=[], max_upload_bytes=10)  # the upload cap does not apply
+    app.source.value = "file"
+    assert app.video_path.layout.display is None and app.upload.layout.display == "none"
+    app.run()
+    assert "type the path of a video file first" in _error(app)
+    app.video_path.value = str(tmp_path / "missing.mp4")
+    app.run()
+    assert _error(app).startswith(f"Error: cannot read video '{tmp_path / 'missing.mp4'}'")
+    app.video_path.value = f"  {video}  "
+    app.run()
+    assert app.error.value == ""
+    assert LINE.match(app.prediction.value), app.prediction.value
+    assert app.clip is not None and app.clip.name == "phone video.mp4"
+    assert app.clip.frames.shape == (16, 64, 64, 3)
 
 
 def test_missing_and_corrupt_checkpoints_show_a_message(tmp_path: Path):
