@@ -184,6 +184,16 @@ def _failed(page: Any, screenshot: Path, log: Path, what: str, err: Exception) -
     pytest.fail(f"{what}: {err}\nscreenshot: {screenshot}\nvoila log:\n{_tail(log)}")
 
 
+def _choose_upload(page: Any, video: Path) -> None:
+    """Pick the "upload" clip source and choose ``video`` in the browser's file dialog (the
+    FileUpload button opens it; its file input is never attached to the page)."""
+    page.locator(".widget-toggle-buttons button").filter(has_text=re.compile(r"^upload$")).click()
+    page.locator(".hartutor-upload-note").wait_for(state="visible", timeout=30_000)
+    with page.expect_file_chooser(timeout=30_000) as chooser:
+        page.locator(".hartutor-upload").click()
+    chooser.value.set_files(str(video))
+
+
 def test_inference_app_in_chromium(playwright_api: Any, shots: Path, tmp_path: Path) -> None:
     from hartutor import widgets as hw
     from hartutor.synth import render_clip
@@ -222,13 +232,7 @@ def test_inference_app_in_chromium(playwright_api: Any, shots: Path, tmp_path: P
         # then a real upload: the file goes through the browser's FileUpload and the websocket
         try:
             # the "upload" clip source shows the FileUpload button and its note
-            page.locator(".widget-toggle-buttons button").filter(
-                has_text=re.compile(r"^upload$")
-            ).click()
-            page.locator(".hartutor-upload-note").wait_for(state="visible", timeout=30_000)
-            with page.expect_file_chooser(timeout=30_000) as chooser:
-                page.locator(".hartutor-upload").click()  # opens the browser's file dialog
-            chooser.value.set_files(str(video))
+            _choose_upload(page, video)
             page.wait_for_function(  # the widget shows how many files it holds
                 "() => /\\(1\\)/.test(document.querySelector('.hartutor-upload')"
                 "?.textContent ?? '')",
@@ -285,12 +289,7 @@ def test_an_upload_too_big_for_the_websocket_is_explained_in_chromium(
     ):
         try:
             page.locator(".hartutor-run").wait_for(state="visible", timeout=APP_READY_S * 1000)
-            page.locator(".widget-toggle-buttons button").filter(
-                has_text=re.compile(r"^upload$")
-            ).click()
-            with page.expect_file_chooser(timeout=30_000) as chooser:
-                page.locator(".hartutor-upload").click()
-            chooser.value.set_files(str(big))
+            _choose_upload(page, big)
             deadline = time.monotonic() + RESULT_S
             while "Restoring connection" not in log.read_text() and time.monotonic() < deadline:
                 page.wait_for_timeout(500)  # the server closes the socket; the page reconnects
