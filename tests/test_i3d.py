@@ -70,6 +70,15 @@ def test_same_conv_places_padding_like_tensorflow(size: int, stride: int) -> Non
     assert out.tolist() == expected
 
 
+#: The (kernel, stride) pairs of I3D's max-pools: 2a/3a, 4a, 5a, and the Inception branches.
+I3D_POOLS = [
+    ((1, 3, 3), (1, 2, 2)),
+    ((3, 3, 3), (2, 2, 2)),
+    ((2, 2, 2), (2, 2, 2)),
+    ((3, 3, 3), (1, 1, 1)),
+]
+
+
 def _tf_max_pool_reference(x: np.ndarray, kernel: tuple, stride: tuple) -> np.ndarray:
     """Max over the real inputs of each SAME window, ignoring padded cells (TF semantics)."""
     out_shape = [math.ceil(n / s) for n, s in zip(x.shape, stride, strict=True)]
@@ -84,15 +93,7 @@ def _tf_max_pool_reference(x: np.ndarray, kernel: tuple, stride: tuple) -> np.nd
     return out
 
 
-@pytest.mark.parametrize(
-    ("kernel", "stride"),
-    [
-        ((1, 3, 3), (1, 2, 2)),
-        ((3, 3, 3), (2, 2, 2)),
-        ((2, 2, 2), (2, 2, 2)),
-        ((3, 3, 3), (1, 1, 1)),
-    ],
-)
+@pytest.mark.parametrize(("kernel", "stride"), I3D_POOLS)
 def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple) -> None:
     rng = np.random.default_rng(0)
     x = -rng.uniform(1.0, 2.0, size=(5, 7, 8)).astype(
@@ -105,15 +106,7 @@ def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple) -> None
 
 
 @pytest.mark.parametrize("size", [(5, 7, 8), (4, 6, 9), (3, 3, 3)])
-@pytest.mark.parametrize(
-    ("kernel", "stride"),
-    [
-        ((1, 3, 3), (1, 2, 2)),
-        ((3, 3, 3), (2, 2, 2)),
-        ((2, 2, 2), (2, 2, 2)),
-        ((3, 3, 3), (1, 1, 1)),
-    ],
-)
+@pytest.mark.parametrize(("kernel", "stride"), I3D_POOLS)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_same_max_pool_matches_tensorflow_in_either_layout(
     size: tuple, kernel: tuple, stride: tuple, channels_last: bool
