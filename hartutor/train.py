@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -289,25 +289,51 @@ def collect_scores(
     not reduced to accuracies, for analyses that re-fuse or compare scores (a sweep of the
     fusion weights, a quantised copy against the original).
     """
+    scores: dict[str, list[torch.Tensor]] = {}
+    labels: list[torch.Tensor] = []
+    batches = _scored_batches(
+        model, data, batch_size=batch_size, device=device, batch_transform=batch_transform
+    )
+    for outputs, label in batches:
+        for name, value in outputs.items():
+            scores.setdefault(name, []).append(value)
+        labels.append(label)
+    if not labels:
+        raise HartutorError(f"no batches in {type(data).__name__}: nothing to score")
+    return {name: torch.cat(values) for name, values in scores.items()}, torch.cat(labels)
+
+
+def _scored_batches(
+    model: nn.Module,
+    data: Dataset | DataLoader | Iterable[Mapping[str, Any]],
+    *,
+    batch_size: int,
+    device: str,
+    batch_transform: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None,
+    streams: bool = True,
+    progress: bool = False,
+    desc: str = "evaluate",
+) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Each batch's scores on the CPU (``{"model": ...}`` or ``{"fused": ..., <stream>: ...}``
+    when ``streams``) and its labels, from one eval-mode pass over ``data``."""
+    from tqdm.auto import tqdm
+
     dev = resolve_device(device)
     if not isinstance(data, DataLoader) and isinstance(data, Dataset):
         data = DataLoader(data, batch_size=batch_size, shuffle=False)
     model = model.to(dev).eval()
-    scores: dict[str, list[torch.Tensor]] = {}
-    labels: list[torch.Tensor] = []
     with torch.inference_mode():
-        for batch in data:
+        for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
             if batch_transform is not None:
                 batch = batch_transform(batch)
             output = model(model_inputs(model, batch, dev))
             outputs = {"fused" if hasattr(output, "fused") else "model": scores_of(output)}
-            outputs.update(getattr(output, "streams", {}))
-            for name, value in outputs.items():
-                scores.setdefault(name, []).append(value.float().cpu())
-            labels.append(batch["label"].long().cpu())
-    if not labels:
-        raise HartutorError(f"no batches in {type(data).__name__}: nothing to score")
-    return {name: torch.cat(values) for name, values in scores.items()}, torch.cat(labels)
+            if streams:
+                outputs.update(getattr(output, "streams", {}))
+            yield (
+                {name: value.float().cpu() for name, value in outputs.items()},
+                batch["label"].long().cpu(),
+            )
 
 
 def _evaluate_scorers(
@@ -324,30 +350,25 @@ def _evaluate_scorers(
     desc: str = "evaluate",
     streams: bool = False,
 ) -> dict[str, ClassificationResult]:
-    from tqdm.auto import tqdm
-
-    dev = resolve_device(device)
-    if not isinstance(data, DataLoader) and isinstance(data, Dataset):
-        data = DataLoader(data, batch_size=batch_size, shuffle=False)
-    model = model.to(dev).eval()
     scores: dict[str, list[torch.Tensor]] = {}
     losses: dict[str, float] = {}
     labels: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
-            if batch_transform is not None:
-                batch = batch_transform(batch)
-            output = model(model_inputs(model, batch, dev))
-            label = batch["label"].long().cpu()
-            outputs = {"fused" if hasattr(output, "fused") else "model": scores_of(output)}
-            if streams and hasattr(output, "streams"):
-                outputs.update(output.streams)
-            for name, value in outputs.items():
-                value = value.float().cpu()
-                scores.setdefault(name, []).append(value)
-                loss = float(nn.functional.cross_entropy(value, label, reduction="sum"))
-                losses[name] = losses.get(name, 0.0) + loss
-            labels.append(label)
+    batches = _scored_batches(
+        model,
+        data,
+        batch_size=batch_size,
+        device=device,
+        batch_transform=batch_transform,
+        streams=streams,
+        progress=progress,
+        desc=desc,
+    )
+    for outputs, label in batches:
+        for name, value in outputs.items():
+            scores.setdefault(name, []).append(value)
+            loss = float(nn.functional.cross_entropy(value, label, reduction="sum"))
+            losses[name] = losses.get(name, 0.0) + loss
+        labels.append(label)
     count = sum(int(label.numel()) for label in labels)
     results = {}
     for name, values in scores.items():
