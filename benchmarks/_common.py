@@ -90,20 +90,13 @@ def gflops_per_second(flops: float, seconds: float) -> float:
 def matmul_gflops(
     *, size: int = 4096, repeats: int = 5, dtype: Any = None, device: str = "cpu"
 ) -> float:
-    """GFLOP/s of a ``size`` x ``size`` matrix product (2 n^3 FLOPs), best of ``repeats``.
-
-    The machine's practical peak for dense fp32 (or ``dtype``) arithmetic at the current
-    thread count: what a convolution could reach at best.
-    """
+    """The machine's dense-arithmetic peak: :func:`hartutor.edge.matmul_gflops` on a large
+    (4096) product, so the figure is not held down by the product's own overheads."""
     import torch
 
-    dtype = dtype or torch.float32
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    timing = time_call(lambda: a @ b, repeats=repeats, warmup=1, sync=sync)
-    return gflops_per_second(2 * size**3, timing.best)
+    from hartutor.edge import matmul_gflops as measure
+
+    return measure(size=size, repeats=repeats, dtype=dtype or torch.float32, device=device)
 
 
 # --------------------------------------------------------------------------- memory

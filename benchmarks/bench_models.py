@@ -213,18 +213,6 @@ def fold_batch_norm(model: Any) -> int:
     return folded
 
 
-def quantize_dynamic_int8(model: Any) -> tuple[Any, int]:
-    """Dynamic int8 quantisation of Linear and LSTM layers; the model and how many changed."""
-    import torch
-    from torch import nn
-
-    count = sum(isinstance(m, (nn.Linear, nn.LSTM)) for m in model.modules())
-    quantized = torch.ao.quantization.quantize_dynamic(
-        model, {nn.Linear, nn.LSTM}, dtype=torch.qint8, inplace=False
-    )
-    return quantized, count
-
-
 @contextlib.contextmanager
 def _no_context() -> Iterator[None]:
     yield
@@ -282,6 +270,8 @@ def prepare(variant: str, model: Any, clip: Any, device: str) -> Prepared:
     if "int8_dynamic" in steps:
         if device.startswith("cuda"):
             raise RuntimeError("dynamic quantisation runs on CPUs only")
+        from hartutor.edge import quantize_dynamic_int8
+
         model, count = quantize_dynamic_int8(model)
         notes.append(f"{count} Linear/LSTM layers quantised" if count else "no Linear/LSTM layer")
     if "compile" in steps:

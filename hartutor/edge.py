@@ -451,20 +451,29 @@ def measure_latency(
     return Latency(tuple(seconds), _batch_size(inputs), torch.get_num_threads())
 
 
-def matmul_gflops(*, size: int = 1024, repeats: int = 5) -> float:
-    """GFLOP/s of a ``size`` x ``size`` float32 matrix product (2 n^3 FLOPs), best of
-    ``repeats``: the machine's practical peak for dense arithmetic at the current thread
-    count, an upper bound for what a convolution reaches."""
+def matmul_gflops(
+    *,
+    size: int = 1024,
+    repeats: int = 5,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> float:
+    """GFLOP/s of a ``size`` x ``size`` matrix product (2 n^3 FLOPs) in ``dtype`` on
+    ``device``, best of ``repeats``: the machine's practical peak for dense arithmetic at the
+    current thread count, an upper bound for what a convolution reaches."""
     if size < 1 or repeats < 1:
         raise EdgeError(f"size and repeats must be >= 1, got {size}, {repeats}")
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator)
-    b = torch.randn(size, size, generator=generator)
+    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if a.device.type == "cuda" else (lambda: None)
     a @ b  # warm-up
+    sync()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()  # a GPU runs asynchronously: wait for the product before reading the clock
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / max(best, 1e-9) / 1e9
 
