@@ -247,6 +247,6 @@ def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
         with torch.no_grad():
             fast = model(clip)
             with monkeypatch.context() as patch:
-                patch.setattr(frame_module, "_frames_channels_last", lambda x, backbone: False)
+                patch.setattr(frame_module, "computes_channels_last", lambda x, module: False)
                 plain = model(clip)
         torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5, msg=name)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
-from hartutor.models.layers import InputSpec, trains_batch_norm
+from hartutor.models.layers import InputSpec, computes_channels_last
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -183,11 +183,6 @@ def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Ten
     if channels_last:
         return x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
     return x.transpose(1, 2).reshape(n * t, c, h, w)
-
-
-def _frames_channels_last(x: torch.Tensor, backbone: nn.Module) -> bool:
-    """Channels-last frames on a CPU unless the backbone trains a BatchNorm (precision)."""
-    return x.device.type == "cpu" and not trains_batch_norm(backbone)
 
 
 def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
@@ -441,7 +436,7 @@ class FrameClassifier(nn.Module):
         check_clip(x, channels=channels, model=type(self).__name__)
         x = self.sample_frames(x)
         n, t = x.shape[0], x.shape[2]
-        channels_last = _frames_channels_last(x, self.backbone)
+        channels_last = computes_channels_last(x, self.backbone)
         features = self.backbone.forward_features(clip_to_frames(x, channels_last=channels_last))
         return features.reshape(n, t, *features.shape[1:])
 
@@ -514,7 +509,7 @@ class LRCN(nn.Module):
         n, t = x.shape[0], x.shape[2]
         features = self.backbone.forward_head(
             self.backbone.forward_features(
-                clip_to_frames(x, channels_last=_frames_channels_last(x, self.backbone))
+                clip_to_frames(x, channels_last=computes_channels_last(x, self.backbone))
             ),
             pre_logits=True,
         )

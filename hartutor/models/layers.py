@@ -29,6 +29,7 @@ __all__ = [
     "SamePadConv3d",
     "TemporalPadding",
     "Unit3D",
+    "computes_channels_last",
     "cpu_channels_last",
     "is_channels_last_3d",
     "tf_same_padding",
@@ -164,6 +165,12 @@ def trains_batch_norm(module: nn.Module) -> bool:
     )
 
 
+def computes_channels_last(x: torch.Tensor, module: nn.Module | None = None) -> bool:
+    """Whether hartutor computes on ``x`` channels-last: on a CPU, unless ``module`` trains
+    a BatchNorm (see :func:`cpu_channels_last`)."""
+    return x.device.type == "cpu" and (module is None or not trains_batch_norm(module))
+
+
 def cpu_channels_last(x: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
     """``x`` (4D or 5D) in channels-last layout when it lives on a CPU; otherwise ``x`` itself.
 
@@ -174,9 +181,7 @@ def cpu_channels_last(x: torch.Tensor, module: nn.Module | None = None) -> torch
     relative error instead of 1e-7), which compounds into gradient errors of up to ~1e-2 in
     deep stacks. GPUs keep PyTorch's default layout.
     """
-    if x.device.type != "cpu" or x.ndim not in (4, 5):
-        return x
-    if module is not None and trains_batch_norm(module):
+    if x.ndim not in (4, 5) or not computes_channels_last(x, module):
         return x
     layout = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
     return x.contiguous(memory_format=layout)
