@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hartutor._markdown import markdown_table
+from benchmarks._common import markdown_table
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 LIMIT_S, LIMIT_MB, COURSE_LIMIT_S = 300, 2048, 1800

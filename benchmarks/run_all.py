@@ -141,6 +141,13 @@ def measured_line(machine: Machine, others: float | None, threads: Sequence[int]
     return f"_Measured {machine.date} on {where}, {count} torch thread(s).{busy}_"
 
 
+def printed_section(name: str, title: str, lines: Sequence[str]) -> report.Section:
+    """Print a section's Markdown as it is measured, and return it for the results file."""
+    body = "\n".join(lines)
+    say(body)
+    return report.Section(name, title, body)
+
+
 def inference_section(settings: Settings, machine: Machine, device: str) -> report.Section:
     """Full-size models: head-to-head, plain table, optimisations; targets 1-3."""
     quick = settings.quick
@@ -240,10 +247,9 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         "",
         bench_models.variant_table(rows, peak),
     ]
-    say("\n".join(lines))
     name = "gpu" if device.startswith("cuda") else "inference"
     title = "GPU inference" if name == "gpu" else "Inference of the full-size models (CPU)"
-    return report.Section(name, title, "\n".join(lines))
+    return printed_section(name, title, lines)
 
 
 def variants_for(case: bench_models.ModelCase, *, device: str, quick: bool) -> Sequence[str]:
@@ -387,8 +393,7 @@ def training_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         verdict,
     ]
-    say("\n".join(lines))
-    return report.Section("training", "Training the tiny presets", "\n".join(lines))
+    return printed_section("training", "Training the tiny presets", lines)
 
 
 def training_reason(row: dict[str, Any]) -> str:
@@ -408,7 +413,10 @@ def training_reason(row: dict[str, Any]) -> str:
 
 def decode_section(settings: Settings, machine: Machine) -> report.Section:
     """hartutor.video vs pytorchvideo's EncodedVideo."""
-    fixtures = REPO.parent / "shared" / "fixtures" / "videos"
+    from hartutor.course import fixtures_dir
+
+    shared = fixtures_dir(REPO)  # HARTUTOR_FIXTURES, or shared/fixtures beside the clone
+    fixtures = shared / "videos" if shared is not None else REPO.parent / "shared" / "fixtures"
     with tempfile.TemporaryDirectory(prefix="hartutor-decode-") as tmp:
         workdir = Path(tmp)
         found = bench_video.cases(
@@ -435,8 +443,7 @@ def decode_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         bench_video.table(rows),
     ]
-    say("\n".join(lines))
-    return report.Section("decode", "Video decoding", "\n".join(lines))
+    return printed_section("decode", "Video decoding", lines)
 
 
 def synthetic_section(settings: Settings, machine: Machine) -> report.Section:
@@ -471,8 +478,7 @@ def synthetic_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         verdict,
     ]
-    say("\n".join(lines))
-    return report.Section("synthetic", "Synthetic clip generation", "\n".join(lines))
+    return printed_section("synthetic", "Synthetic clip generation", lines)
 
 
 def flow_section(settings: Settings, machine: Machine) -> report.Section:
@@ -493,8 +499,7 @@ def flow_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         body,
     ]
-    say("\n".join(lines))
-    return report.Section("flow", "Optical-flow estimation", "\n".join(lines))
+    return printed_section("flow", "Optical-flow estimation", lines)
 
 
 def attribution_section(settings: Settings, machine: Machine) -> report.Section:
@@ -528,8 +533,7 @@ def attribution_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         verdict,
     ]
-    say("\n".join(lines))
-    return report.Section("attribution", "Attribution methods", "\n".join(lines))
+    return printed_section("attribution", "Attribution methods", lines)
 
 
 def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
@@ -564,8 +568,7 @@ def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
             f"(the course's own) {whole} under 30 minutes: {total:.0f} s.",
         ),
     ]
-    say("\n".join(lines))
-    return report.Section("notebooks", "Tutorial notebooks", "\n".join(lines))
+    return printed_section("notebooks", "Tutorial notebooks", lines)
 
 
 def machine_section(settings: Settings, machine: Machine) -> report.Section:
