@@ -54,3 +54,23 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``target`` atomically."""
     return atomic_write_bytes(target, text.encode(encoding))
+
+
+def unsafe_load_reason(err: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line.
+
+    PyTorch's own message for a file holding arbitrary Python objects runs to many lines and
+    suggests ``weights_only=False``, which would run code from the file: that advice is never
+    passed on to users.
+    """
+    import pickle
+
+    if isinstance(err, pickle.UnpicklingError):
+        if "Unsupported global" in str(err):
+            return (
+                "it holds Python objects other than tensors, which a safe load "
+                "(weights_only=True) refuses; load it only if you trust where it came from"
+            )
+        return "UnpicklingError: its bytes are not a pickle of tensors"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

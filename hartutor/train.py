@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hartutor._fileio import atomic_path
+from hartutor._fileio import atomic_path, unsafe_load_reason
 from hartutor.config import configure_threads
 from hartutor.errors import HartutorError, WeightsError
 from hartutor.metrics import ClassificationResult, accumulate
@@ -199,7 +199,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated zip, foreign objects
         raise WeightsError(
-            f"checkpoint {path} could not be read safely ({type(err).__name__}: {err}); "
+            f"checkpoint {path} could not be read safely ({unsafe_load_reason(err)}); "
             "it may be truncated, corrupt, or not a hartutor checkpoint"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

@@ -47,3 +47,44 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path):
     finally:
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_file_of_python_objects_is_refused_in_one_line_without_unsafe_advice(
+    tmp_path: Path,
+) -> None:
+    """torch's own message suggests weights_only=False (it would run the file's code); the
+    user reads one line that names the cause instead, from both loaders."""
+    import datetime
+
+    import torch
+
+    from hartutor.errors import WeightsError
+    from hartutor.train import read_checkpoint
+    from hartutor.weights.loaders import load_torch_state_dict
+
+    path = tmp_path / "objects.pt"
+    torch.save({"made": datetime.date(2026, 12, 2)}, path)
+    for load in (read_checkpoint, load_torch_state_dict):
+        with pytest.raises(WeightsError) as caught:
+            load(path)
+        message = str(caught.value)
+        assert "holds Python objects other than tensors" in message, message
+        assert "weights_only=False" not in message and "\n" not in message, message
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"w": torch.ones(3)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    with pytest.raises(WeightsError, match=r"could not be read safely \(\w+: "):
+        read_checkpoint(truncated)
+
+
+def test_bytes_that_are_no_pickle_at_all_are_not_called_python_objects(tmp_path: Path) -> None:
+    from hartutor.errors import WeightsError
+    from hartutor.train import read_checkpoint
+
+    path = tmp_path / "notes.pt"
+    path.write_text("not a checkpoint at all\n")
+    with pytest.raises(WeightsError) as caught:
+        read_checkpoint(path)
+    message = str(caught.value)
+    assert "its bytes are not a pickle of tensors" in message, message
+    assert "Python objects" not in message and "weights_only=False" not in message, message

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hartutor._fileio import unsafe_load_reason
 from hartutor.errors import WeightsError
 from hartutor.weights.download import fetch, verify_file
 from hartutor.weights.registry import WeightsEntry, WeightsEnum, get_weights
@@ -72,7 +73,7 @@ def load_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
         OSError,
     ) as err:
         raise WeightsError(
-            f"cannot read PyTorch weights {str(path)!r}: {type(err).__name__}: {err}. The file "
+            f"cannot read PyTorch weights {str(path)!r}: {unsafe_load_reason(err)}. The file "
             "is truncated, corrupt, or not a plain state dict (only tensors are accepted); "
             "delete it and download it again"
         ) from err
