@@ -84,6 +84,27 @@ def test_clip_shapes_types_and_determinism(action: str):
     assert not np.array_equal(a.frames, other.frames)
 
 
+def test_frames_are_the_clean_image_plus_noise_in_frame_order():
+    """The renderer composes colour planes apart; frames must still be the clean (T, H, W, 3)
+    image plus the noise stream drawn in frame order, rounded (as the shipped checkpoints and
+    docs/results.md were evaluated on)."""
+    from hartutor.synth.render import Appearance, _stream
+
+    clip = render_clip("wave", 21, num_frames=6, size=(40, 56), keep_clean=True)
+    clean = clip.clean
+    assert clean.shape == (6, 40, 56, 3) and clean.flags.c_contiguous
+    sigma = Appearance.sample(_stream(21, "appearance")).noise_sigma
+    assert sigma > 0
+    noise = _stream(21, "noise").standard_normal(clean.shape, dtype=np.float32)
+    levels = clean * np.float32(255.0) + noise * np.float32(sigma) + np.float32(0.5)
+    expected = np.clip(levels, 0.0, 255.0).astype(np.uint8)
+    assert np.array_equal(clip.frames, expected)
+    quiet = render_clip("wave", 21, num_frames=6, size=(40, 56), noise=False, keep_clean=True)
+    assert np.array_equal(quiet.clean, clean)
+    rounded = np.clip(clean * np.float32(255.0) + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
+    assert np.array_equal(quiet.frames, rounded)
+
+
 def test_flow_off_gives_the_same_frames():
     with_flow = render_clip("kick", 4, with_flow=True)
     without = render_clip("kick", 4)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -250,8 +251,9 @@ def render_clip(
     scene = _Scene.build(canonical, motion, appearance, times, height, width, seed, camera_motion)
 
     raster = _rasterize(scene.segments, height, width, with_coords=with_flow)
-    clean = _compose(scene, raster, appearance, height, width)
-    frames = _quantize(clean, appearance.noise_sigma if noise else 0.0, seed)
+    planes = _compose(scene, raster, appearance, height, width)
+    frames = _quantize(planes, appearance.noise_sigma if noise else 0.0, seed)
+    clean = np.moveaxis(planes, 0, -1)  # (T, H, W, 3)
     parts = np.where(raster.alpha >= 0.5, raster.part, -1).astype(np.int8)
 
     flow = None
@@ -465,12 +467,13 @@ def _rasterize(segments: Segments, height: int, width: int, *, with_coords: bool
 
 
 def _background(look: Appearance, offset: np.ndarray, ground: float, height: int, width: int):
-    """Textured wall and floor seen through the camera: float32 (T, H, W, 3) in [0, 1].
+    """Textured wall and floor seen through the camera: float32 (3, T, H, W) in [0, 1].
 
     Each texture is a weighted sum of plane waves evaluated at world coordinates, so a
     sub-pixel camera shift moves it exactly (the background's flow is the camera's motion).
     ``sin(a + b) = sin a cos b + cos a sin b`` splits each wave into row and column factors, and
-    one batched matrix product per texture sums the waves for every frame.
+    one batched matrix product per texture sums the waves for every frame. Colour planes are
+    computed one at a time (see :func:`_compose`).
     """
     xs = np.arange(width, dtype=np.float64)[None, :] + offset[:, 0, None]  # (T, W)
     ys = np.arange(height, dtype=np.float64)[None, :] + offset[:, 1, None]  # (T, H)
@@ -487,21 +490,32 @@ def _background(look: Appearance, offset: np.ndarray, ground: float, height: int
         cols = np.concatenate([np.sin(col), np.cos(col)], axis=1)
         return (np.matmul(rows, cols) + 0.5).astype(np.float32)  # (T, H, W) in [0, 1]
 
-    def paint(value: np.ndarray, colours) -> np.ndarray:
-        c0 = np.asarray(colours[0], np.float32)
-        c1 = np.asarray(colours[1], np.float32)
-        return c0 + value[..., None] * (c1 - c0)
+    wall_value = texture(look.wall_waves)
+    floor_value = texture(look.floor_waves)
+    on_floor = np.clip(ys - ground + 0.5, 0.0, 1.0).astype(np.float32)[:, :, None]  # (T, H, 1)
+    image = np.empty((3, *wall_value.shape), np.float32)
+    for c in range(3):
+        wall = _blend(wall_value, look.wall_rgb, c)
+        floor = _blend(floor_value, look.floor_rgb, c)
+        np.add(wall, on_floor * (floor - wall), out=image[c])
+    return image
 
-    wall = paint(texture(look.wall_waves), look.wall_rgb)
-    floor = paint(texture(look.floor_waves), look.floor_rgb)
-    on_floor = np.clip(ys - ground + 0.5, 0.0, 1.0).astype(np.float32)[:, :, None, None]
-    return wall + on_floor * (floor - wall)
+
+def _blend(value: np.ndarray, colours: Sequence[Sequence[float]], channel: int) -> np.ndarray:
+    """Channel ``channel`` of ``colours[0] + value * (colours[1] - colours[0])``, in float32."""
+    c0 = np.asarray(colours[0], np.float32)
+    c1 = np.asarray(colours[1], np.float32)
+    return c0[channel] + value * (c1 - c0)[channel]
 
 
 def _compose(
     scene: _Scene, raster: _Raster, look: Appearance, height: int, width: int
 ) -> np.ndarray:
-    """Figure over background: float32 (T, H, W, 3) in [0, 1]."""
+    """Figure over background: float32 (3, T, H, W) in [0, 1].
+
+    Colour planes are kept apart until :func:`_quantize` interleaves them: numpy runs the same
+    float32 arithmetic about ten times faster on whole planes than on a trailing axis of 3.
+    """
     image = _background(look, scene.offset, scene.ground, height, width)
     y0, y1, x0, x1 = raster.box
     if y0 >= y1 or x0 >= x1:
@@ -517,22 +531,26 @@ def _compose(
             colours[s] = figure * np.float32(tone)
     colours[-1] = 0.0  # part -1: no capsule (alpha is 0 there anyway)
     part = raster.part[:, y0:y1, x0:x1]
-    paint = colours[part] * raster.shade[:, y0:y1, x0:x1, None]
-    alpha = raster.alpha[:, y0:y1, x0:x1, None]
-    window = image[:, y0:y1, x0:x1]
-    window += alpha * (paint - window)
+    shade = raster.shade[:, y0:y1, x0:x1]
+    alpha = raster.alpha[:, y0:y1, x0:x1]
+    for c in range(3):
+        paint = colours[:, c][part] * shade
+        window = image[c, :, y0:y1, x0:x1]
+        window += alpha * (paint - window)
     return image
 
 
 def _quantize(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    """Add Gaussian sensor noise of ``sigma`` grey levels and round to uint8."""
+    """Add Gaussian sensor noise of ``sigma`` grey levels to the planar ``clean`` (3, T, H, W)
+    and round to uint8 frames (T, H, W, 3)."""
     levels = clean * np.float32(255.0)
     if sigma > 0:
         rng = _stream(seed, "noise")
-        levels += rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(sigma)
+        noise = rng.standard_normal((*clean.shape[1:], 3), dtype=np.float32)  # frame order
+        levels += np.moveaxis(noise, -1, 0) * np.float32(sigma)
     levels += np.float32(0.5)
     np.clip(levels, 0.0, 255.0, out=levels)
-    return levels.astype(np.uint8)
+    return np.ascontiguousarray(np.moveaxis(levels.astype(np.uint8), 0, -1))
 
 
 def _flow(scene: _Scene, raster: _Raster, source: np.ndarray, target: np.ndarray) -> np.ndarray:
