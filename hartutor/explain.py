@@ -507,9 +507,10 @@ def _frame_groups(stream: nn.Module, length: int, count: int) -> list[list[int]]
         starts = stack_starts(length, stream.stack_length, stream.num_test_stacks).tolist()
         return [list(range(int(s), int(s) + stream.stack_length)) for s in starts]
     if isinstance(stream, FrameClassifier):
-        if stream.num_segments is None:
+        indices = stream.eval_frame_indices(length)
+        if indices is None:
             return [[t] for t in range(length)]
-        return [[int(i)] for i in uniform_indices(length, stream.num_segments).tolist()]
+        return [[int(i)] for i in indices.tolist()]
     if count == length:
         return [[t] for t in range(length)]
     return None

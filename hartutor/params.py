@@ -247,7 +247,8 @@ def _per_frame_note(model: nn.Module, flops: int, device: str) -> list[str]:
     spec = model.input_spec
     one = torch.zeros(1, spec.num_channels, 1, *spec.size, device=device)
     per_frame, _ = count_flops(model, one)
-    frames = model.num_segments or spec.num_frames
+    indices = model.eval_frame_indices(spec.num_frames)
+    frames = spec.num_frames if indices is None else len(indices)
     return [f"{per_frame / 1e9:.2f} GFLOPs per frame x {frames} frames"]
 
 

@@ -159,7 +159,7 @@ def test_frame_stream_features_are_backbone_features_averaged_over_sampled_frame
     model = tiny("xception", num_segments=4)
     data = synthetic(model, 3, "val")
     features = extract_features(model, data, device="cpu", store_dtype="float32", progress=False)
-    assert features.dim == model.backbone.num_features == 256
+    assert features.dim == model.backbone.num_features == 192
     clips = torch.stack([data[i]["video"] for i in range(3)])
     frames = clips[:, :, [2, 6, 10, 14]]  # centres of 4 segments of 16 frames
     with torch.inference_mode():

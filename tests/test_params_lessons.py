@@ -102,7 +102,7 @@ def test_xception_flows_from_the_structure() -> None:
 
     tiny = build_model("xception", preset="tiny", num_classes=3).backbone
     tiny_flows = xception_flows(tiny)
-    assert tiny_flows["middle flow"] == ["blocks.2", "blocks.3"]
+    assert tiny_flows["middle flow"] == ["blocks.3", "blocks.4"]  # after 3 entry blocks
     assert tiny_flows["entry flow"][0] == "stem" and "exit" in tiny_flows["exit flow"]
     with pytest.raises(TableError, match="middle flow"):
         xception_flows(nn.Sequential(nn.Conv2d(3, 3, 1)))

@@ -69,7 +69,35 @@ def test_mini_xception_interface() -> None:
     assert net(x).shape == (2, net.num_features)
     net.reset_classifier(7)
     assert net(x).shape == (2, 7) and net.num_classes == 7
-    assert net.forward_head(net.forward_features(x), pre_logits=True).shape == (2, 256)
+    assert net.forward_head(net.forward_features(x), pre_logits=True).shape == (2, 192)
+    assert net.num_features == 192
+
+
+def test_tiny_stream_trains_on_eight_frames_and_scores_all_of_them() -> None:
+    """The tiny preset trains on 8 of the 16 frames (one per segment, as many as the paper
+    stream scores) and scores every frame in eval, so any order of the frames scores alike."""
+    torch.manual_seed(0)
+    model = build_model("xception", preset="tiny", num_classes=5)
+    assert model.num_segments == 8 and model.eval_all_frames
+    seen: list[int] = []
+    model.backbone.stem.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    clip = torch.randn(2, 3, 16, 64, 64)
+    model.train()(clip)
+    model.eval()
+    with torch.no_grad():
+        scores = model(clip)
+        shuffled = model(clip[:, :, torch.randperm(16)])
+    assert seen[:2] == [2 * 8, 2 * 16]
+    per_frame = torch.stack([model.backbone(clip[:, :, t]) for t in range(16)], 1)
+    torch.testing.assert_close(scores.exp(), F.softmax(per_frame, -1).mean(1))
+    torch.testing.assert_close(shuffled, scores)
+    every = build_model("xception", preset="tiny", num_classes=5, num_segments=0)
+    assert every.num_segments is None
+    centres = build_model("xception", preset="tiny", num_classes=5, num_segments=4)
+    assert not centres.eval_all_frames
+    assert centres.eval_frame_indices(16).tolist() == [2, 6, 10, 14]
+    paper = build_model("xception", preset="paper", num_classes=5, num_segments=0)
+    assert paper.num_segments is None
 
 
 @pytest.mark.slow

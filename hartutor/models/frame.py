@@ -380,7 +380,9 @@ class FrameClassifier(nn.Module):
     ``(N, S, C', h, w)``. ``forward_head``: per-frame logits averaged by ``consensus``
     (``pre_logits=True``: the backbone's pooled features averaged over frames, ``(N, F)``).
     With ``num_segments`` set, that many frames are taken from equal segments of the clip:
-    the segment centres in eval mode, a random frame per segment in training (TSN).
+    a random frame per segment in training (TSN), the segment centres in eval mode, or every
+    frame with ``eval_all_frames=True`` (TSN's denser testing: training sees fewer frames, the
+    scores of a clip then stay the same for any order of its frames).
     """
 
     input_keys: tuple[str, ...] = ("video",)
@@ -392,6 +394,7 @@ class FrameClassifier(nn.Module):
         num_segments: int | None = None,
         consensus: Consensus = "softmax_mean",
         input_spec: InputSpec | None = None,
+        eval_all_frames: bool = False,
     ) -> None:
         super().__init__()
         check_choice("consensus", consensus, ("logit_mean", "softmax_mean"))
@@ -409,6 +412,7 @@ class FrameClassifier(nn.Module):
             )
         self.backbone = backbone
         self.num_segments = num_segments
+        self.eval_all_frames = eval_all_frames
         self.consensus: Consensus = consensus
         self.input_spec = input_spec
 
@@ -420,16 +424,22 @@ class FrameClassifier(nn.Module):
     def num_features(self) -> int:
         return int(self.backbone.num_features)
 
+    def eval_frame_indices(
+        self, length: int, device: torch.device | str | None = None
+    ) -> torch.Tensor | None:
+        """The frames of a ``length``-frame clip scored in eval mode (None: every frame)."""
+        if self.num_segments is None or self.eval_all_frames:
+            return None
+        return uniform_indices(length, self.num_segments, device=device)
+
     def sample_frames(self, x: torch.Tensor) -> torch.Tensor:
         """The frames the model looks at: all of them, or ``num_segments`` sampled ones."""
-        if self.num_segments is None:
-            return x
         length = x.shape[2]
-        if self.training:
+        if self.training and self.num_segments is not None:
             indices = random_segment_indices(x.shape[0], length, self.num_segments, device=x.device)
         else:
-            indices = uniform_indices(length, self.num_segments, device=x.device)
-        return gather_frames(x, indices)
+            indices = self.eval_frame_indices(length, device=x.device)
+        return x if indices is None else gather_frames(x, indices)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         channels = self.input_spec.num_channels if self.input_spec is not None else None

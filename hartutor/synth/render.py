@@ -20,8 +20,8 @@ length, and the rounded caps carried rigidly with their end points).
 from __future__ import annotations
 
 import colorsys
-from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
