@@ -37,8 +37,9 @@ __all__ = ["MiniXception", "xception", "xception_input_spec"]
 
 TIMM_ARCH = "legacy_xception"
 PAPER_NUM_FRAMES = 8
-#: Frames the tiny preset scores per clip, as many as the paper stream (and the fusion's
-#: Xception adapter) take: half the synthetic clip, which halves its training cost.
+#: Frames per clip the tiny preset trains on (one per segment), as many as the paper stream
+#: (and the fusion's Xception adapter) take: half the synthetic clip, which halves its training
+#: cost. It scores every frame in evaluation.
 TINY_NUM_SEGMENTS = 8
 
 

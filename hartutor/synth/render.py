@@ -493,19 +493,21 @@ def _background(look: Appearance, offset: np.ndarray, ground: float, height: int
     wall_value = texture(look.wall_waves)
     floor_value = texture(look.floor_waves)
     on_floor = np.clip(ys - ground + 0.5, 0.0, 1.0).astype(np.float32)[:, :, None]  # (T, H, 1)
+    wall_base, wall_step = _colour_ramp(look.wall_rgb)
+    floor_base, floor_step = _colour_ramp(look.floor_rgb)
     image = np.empty((3, *wall_value.shape), np.float32)
     for c in range(3):
-        wall = _blend(wall_value, look.wall_rgb, c)
-        floor = _blend(floor_value, look.floor_rgb, c)
+        wall = wall_base[c] + wall_value * wall_step[c]
+        floor = floor_base[c] + floor_value * floor_step[c]
         np.add(wall, on_floor * (floor - wall), out=image[c])
     return image
 
 
-def _blend(value: np.ndarray, colours: Sequence[Sequence[float]], channel: int) -> np.ndarray:
-    """Channel ``channel`` of ``colours[0] + value * (colours[1] - colours[0])``, in float32."""
+def _colour_ramp(colours: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(c0, c1 - c0)`` in float32: a texture value ``v`` in [0, 1] paints ``c0 + v * (c1 -
+    c0)``."""
     c0 = np.asarray(colours[0], np.float32)
-    c1 = np.asarray(colours[1], np.float32)
-    return c0[channel] + value * (c1 - c0)[channel]
+    return c0, np.asarray(colours[1], np.float32) - c0
 
 
 def _compose(
