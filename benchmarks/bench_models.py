@@ -10,7 +10,9 @@ and 400 classes, one clip at a time (batch 1) at each model's own input size. Ev
 - ``channels_last``: weights and input in channels-last (3D) layout;
 - ``bf16``: ``torch.autocast`` in bfloat16 on a CPU, float16 on CUDA (mixed precision);
 - ``int8_dynamic``: ``torch.ao.quantization.quantize_dynamic`` (Linear/LSTM layers only; CPU);
-- ``bn_folded``: BatchNorm folded into the preceding conv (hartutor's ``Unit3D`` layers);
+- ``bn_folded``: BatchNorm folded once into the preceding conv (hartutor's ``Unit3D``
+  layers; in eval they already fold it on every call wherever that pays, so this only
+  saves the per-call folding and the small maps' BatchNorms);
 - ``compile``: ``torch.compile`` (compile time reported apart);
 - ``combined``: inference_mode + channels_last + bn_folded (where it applies) + bf16.
 
@@ -29,7 +31,7 @@ import argparse
 import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,27 +188,21 @@ def to_channels_last(model: Any) -> None:
 
 
 def fold_batch_norm(model: Any) -> int:
-    """Fold each eval-mode BatchNorm of hartutor's ``Unit3D`` layers into its conv.
-
-    ``w' = w * g / sqrt(var + eps)``, ``b' = beta - mean * g / sqrt(var + eps)``: the same
-    function up to rounding, one pass over memory fewer per layer. Returns how many were folded.
-    """
+    """Fold each eval-mode BatchNorm of hartutor's ``Unit3D`` layers into its conv, for good
+    (:func:`hartutor.models.layers.fold_batch_norm`). Returns how many were folded."""
     import torch
     from torch import nn
 
-    from hartutor.models.layers import Unit3D
+    from hartutor.models.layers import Unit3D, fold_batch_norm
 
     folded = 0
     with torch.no_grad():
         for module in model.modules():
             if not isinstance(module, Unit3D) or module.bn is None:
                 continue
-            bn, conv = module.bn, module.conv3d
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight.mul_(scale.view(-1, 1, 1, 1, 1))
-            bias = bn.bias - bn.running_mean * scale
-            if conv.bias is not None:
-                bias = bias + conv.bias * scale
+            conv = module.conv3d
+            weight, bias = fold_batch_norm(conv.weight, conv.bias, module.bn)
+            conv.weight.copy_(weight)
             conv.bias = nn.Parameter(bias)
             module.bn = None
             folded += 1
@@ -533,8 +529,10 @@ def head_to_head(
     rounds: int,
     same_input: bool = True,
     runner: Runner = run_worker,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Best-of-``rounds`` seconds of I3D and r3d_18 timed alternately, and the matmul peak."""
+    """Best-of-``rounds`` seconds of I3D and r3d_18 timed alternately, and the matmul peak
+    (``env``: extra environment variables for the worker process)."""
     keys = ["i3d", "r3d_18", *(["r3d_18_64"] if same_input else [])]
     payload = {
         "kind": "head_to_head",
@@ -543,7 +541,8 @@ def head_to_head(
         "device": device,
         "rounds": rounds,
     }
-    result = runner("benchmarks.bench_models", payload, threads=threads)
+    extra = {"env": dict(env)} if env else {}
+    result = runner("benchmarks.bench_models", payload, threads=threads, **extra)
     if "error" in result:
         return result
     result["flops"] = {key: model_cost(CASE_BY_KEY[key]).flops for key in keys}

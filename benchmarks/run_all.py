@@ -19,6 +19,7 @@ every table reports how busy they kept them.
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import tempfile
 import time
@@ -161,6 +162,16 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
             rounds=settings.rounds,
             runner=settings.runner,
         )
+        huge: dict[str, Any] | None = None
+        if device == "cpu" and not quick and platform.libc_ver()[0] == "glibc":
+            say(f"[inference on {device}] the same with transparent huge pages")
+            huge = bench_models.head_to_head(
+                threads=settings.threads,
+                device=device,
+                rounds=settings.rounds,
+                runner=settings.runner,
+                env=HUGE_PAGES_ENV,
+            )
         profiled = ["i3d", "r3d_18"] if quick else ["i3d", "r3d_18", "r3d_18_64"]
         say(f"[inference on {device}] where the time goes: {', '.join(profiled)}")
         where = (
@@ -212,6 +223,7 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         "",
         *inference_targets(duel, rows, where="on the GPU: " if device != "cpu" else ""),
         "",
+        *([huge_pages_paragraph(huge, duel), ""] if huge is not None else []),
         *(
             [
                 "Where the time goes (`torch.profiler`, self CPU time of one plain call by kind "
@@ -234,8 +246,10 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         "eval mode, so for them this only saves per-call weight reorders). `bf16`: "
         f"`torch.autocast` ({'float16 on CUDA' if device.startswith('cuda') else 'bfloat16'}). "
         "`int8_dynamic`: `quantize_dynamic` converts Linear/LSTM layers only; convolutions stay "
-        "fp32, so 3D CNNs barely change. `bn_folded`: BatchNorm folded into hartutor's `Unit3D` "
-        "convs. `compile`: `torch.compile` (default inductor), compile time in the note. "
+        "fp32, so 3D CNNs barely change. `bn_folded`: BatchNorm folded for good into hartutor's "
+        "`Unit3D` convs (in eval they fold it on every call where the output is larger than "
+        "the weights, so this saves that folding and the small maps' BatchNorms). "
+        "`compile`: `torch.compile` (default inductor), compile time in the note. "
         "`combined`: inference_mode + channels_last + bn_folded (where it applies) + bf16. "
         "max |Δ| is the largest difference from the plain run's scores over their largest "
         "magnitude."
@@ -268,6 +282,43 @@ def variants_for(case: bench_models.ModelCase, *, device: str, quick: bool) -> S
             continue
         chosen.append(variant)
     return chosen
+
+
+#: glibc (2.35+) tunable: back large malloc blocks with transparent huge pages.
+HUGE_PAGES_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+
+
+def transparent_huge_pages_mode() -> str:
+    """The kernel's THP mode (``always``, ``madvise`` or ``never``), or ``unknown``."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    chosen = [word[1:-1] for word in text.split() if word.startswith("[")]
+    return chosen[0] if chosen else "unknown"
+
+
+def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
+    """The head-to-head again with huge pages, beside the default allocator's figures."""
+    if "error" in huge:
+        return f"With transparent huge pages: not measured ({huge['error']})."
+    with_pages = bench_models.head_to_head_gflops(huge)
+    default = bench_models.head_to_head_gflops(duel) if "error" not in duel else {}
+    parts = []
+    for key in huge["seconds"]:
+        change = f" ({with_pages[key] / default[key] - 1:+.0%})" if default.get(key) else ""
+        label = bench_models.CASE_BY_KEY[key]
+        parts.append(f"{label.label} {label.input_label} {with_pages[key]:.0f}{change}")
+    return (
+        "The same rounds in a process started with glibc's transparent huge pages for large "
+        f"blocks (`GLIBC_TUNABLES={HUGE_PAGES_ENV['GLIBC_TUNABLES']}`; this kernel's THP mode: "
+        f"`{transparent_huge_pages_mode()}`), GFLOP/s and change from the rounds above: "
+        + "; ".join(parts)
+        + ". glibc gives every block over 32 MB back to the system when it is freed, so the "
+        "next forward pass faults in each 4 KB page of such activations again; at 64x224x224 "
+        "most of I3D's are that large, at 16x112x112 none of r3d_18's. Users can set the "
+        "variable before starting Python or Jupyter; the targets above are judged without it."
+    )
 
 
 def inference_targets(

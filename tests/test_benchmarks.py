@@ -140,3 +140,33 @@ def test_every_section_the_command_can_measure_has_a_place_in_the_file() -> None
 
     assert set(run_all.SECTIONS) | {"gpu"} == set(run_all.RUNNERS) | {"gpu"}
     assert set(run_all.SECTIONS) <= set(report.SECTION_ORDER)
+
+
+def test_the_huge_pages_duel_runs_in_its_own_environment_and_is_reported_beside_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import bench_models, run_all
+
+    monkeypatch.setattr(
+        bench_models, "model_cost", lambda case: type("Cost", (), {"flops": 100e9})()
+    )
+    envs: list[dict | None] = []
+
+    def runner(module: str, payload: dict, *, threads: int, env: dict | None = None) -> dict:
+        envs.append(env)
+        fast = 0.5 if env else 1.0  # seconds per clip: huge pages twice as fast here
+        seconds = {key: [fast * 2, fast] for key in payload["cases"]}
+        return {"seconds": seconds, "matmul_gflops": [400.0], "others_cores": 0.0}
+
+    duel = bench_models.head_to_head(threads=2, device="cpu", rounds=2, runner=runner)
+    huge = bench_models.head_to_head(
+        threads=2, device="cpu", rounds=2, runner=runner, env=run_all.HUGE_PAGES_ENV
+    )
+    assert envs == [None, {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}]
+    text = run_all.huge_pages_paragraph(huge, duel)
+    assert "hartutor I3D 64x224x224 200 (+100%)" in text
+    assert "torchvision r3d_18 16x112x112 200 (+100%)" in text
+    assert "judged without it" in text
+    failed = run_all.huge_pages_paragraph({"error": "boom"}, duel)
+    assert failed == "With transparent huge pages: not measured (boom)."
+    assert run_all.transparent_huge_pages_mode() in ("always", "madvise", "never", "unknown")

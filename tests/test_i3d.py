@@ -22,9 +22,13 @@ from hartutor.models.i3d import (
     tf_variable_name_to_key,
 )
 from hartutor.models.layers import (
+    Conv3d,
     InputSpec,
     SameMaxPool3d,
     SamePadConv3d,
+    Unit3D,
+    conv3d,
+    fold_batch_norm,
     is_channels_last_3d,
     tf_same_padding,
     tf_same_padding_3d,
@@ -162,6 +166,124 @@ def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.Mon
     assert features.is_contiguous() and endpoints["Mixed_4b"].is_contiguous()
     torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(features, plain_features, rtol=1e-4, atol=1e-5)
+
+
+def _conv_ops(fn: object, *args: object) -> set[str]:
+    """The convolution ops ``fn(*args)`` dispatches, as ``FlopCounterMode`` sees them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)  # type: ignore[operator]
+    return {str(op) for ops in counter.get_flop_counts().values() for op in ops}
+
+
+def test_batch_one_3d_convs_stay_on_onednn_with_the_same_values_and_gradients() -> None:
+    """PyTorch sends one clip with few channels (N*C*T*H < 20480) to its slow reference
+    conv; conv3d calls oneDNN instead. Same values and gradients as F.conv3d, counted as a
+    convolution's FLOPs, and PyTorch's own choice wherever oneDNN does not apply."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 16, 8, 12, 12, requires_grad=True)
+    weight = torch.randn(32, 16, 3, 3, 3, requires_grad=True)
+    bias = torch.randn(32, requires_grad=True)
+    assert _conv_ops(F.conv3d, x, weight, bias, 1, 1) == {"aten.convolution"}
+    assert _conv_ops(conv3d, x, weight, bias, (1, 1, 1), (1, 1, 1)) == {"aten.mkldnn_convolution"}
+
+    ours = conv3d(x, weight, bias, (2, 1, 1), (1, 0, 1))
+    theirs = F.conv3d(x, weight, bias, (2, 1, 1), (1, 0, 1))
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    grad = torch.randn_like(ours)
+    ours_grads = torch.autograd.grad(ours, (x, weight, bias), grad)
+    theirs_grads = torch.autograd.grad(theirs, (x, weight, bias), grad)
+    for a, b in zip(ours_grads, theirs_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+
+    with torch.no_grad():
+        flops, _ = _flops_of(lambda: conv3d(x, weight, bias, (1, 1, 1), (1, 1, 1)))
+        expected, _ = _flops_of(lambda: F.conv3d(x, weight, bias, 1, 1))
+    assert flops == expected == 2 * 32 * 8 * 12 * 12 * 16 * 27
+
+    pointwise = torch.randn(32, 16, 1, 1, 1)
+    assert _conv_ops(conv3d, x.double(), weight.double()) == {"aten.convolution"}
+    assert _conv_ops(conv3d, x, pointwise) == {"aten.convolution"}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _conv_ops(conv3d, x, weight) == {"aten.convolution"}
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert _conv_ops(conv3d, x, weight) == {"aten.convolution"}
+    module = Conv3d(16, 32, 3, padding=1)
+    assert _conv_ops(module, x) == {"aten.mkldnn_convolution"}
+    traced = torch.jit.trace(module, (x.detach(),))
+    assert "mkldnn_convolution" not in str(traced.graph)
+    assert "_convolution" in str(traced.graph)
+
+
+def _flops_of(fn: object) -> tuple[int, dict]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()  # type: ignore[operator]
+    return counter.get_total_flops(), counter.get_flop_counts()
+
+
+def test_conv3d_module_keeps_nn_conv3d_keys_and_values() -> None:
+    torch.manual_seed(0)
+    reference = torch.nn.Conv3d(4, 6, 3, padding=1)
+    conv = Conv3d(4, 6, 3, padding=1)
+    conv.load_state_dict(reference.state_dict())
+    assert list(conv.state_dict()) == ["weight", "bias"]
+    x = torch.randn(1, 4, 5, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), reference(x), rtol=1e-4, atol=1e-5)
+    assert _conv_ops(conv, x) == {"aten.mkldnn_convolution"}
+    grouped = Conv3d(4, 6, 3, padding=1, groups=2)
+    assert _conv_ops(grouped, x) == {"aten.convolution"}
+
+
+def _unit_with_statistics(size: int) -> tuple[Unit3D, torch.Tensor]:
+    torch.manual_seed(0)
+    unit = Unit3D(4, 6, 3, 2)
+    unit.bn.running_mean.uniform_(-1, 1)
+    unit.bn.running_var.uniform_(0.5, 2)
+    with torch.no_grad():
+        unit.bn.weight.uniform_(0.5, 1.5)
+        unit.bn.bias.uniform_(-1, 1)
+    return unit.eval(), torch.randn(1, 4, size, size, size)
+
+
+def test_eval_unit_folds_its_batchnorm_when_that_is_cheaper() -> None:
+    """An eval-mode Unit3D folds its BatchNorm into the conv when the output has more values
+    than the conv's weights: the same outputs and input gradients as conv then BatchNorm."""
+    unit, x = _unit_with_statistics(12)
+    bn_calls: list[int] = []
+    unit.bn.register_forward_hook(lambda *_: bn_calls.append(1))
+    x.requires_grad_(True)
+    folded = unit(x)
+    assert not bn_calls  # 6 * 6**3 outputs > 6 * 4 * 27 weights: folded
+    unfolded = F.relu(unit.bn(unit.conv3d(x)))
+    torch.testing.assert_close(folded, unfolded, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(folded)
+    torch.testing.assert_close(
+        torch.autograd.grad(folded, x, grad)[0],
+        torch.autograd.grad(unfolded, x, grad)[0],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    weight, bias = fold_batch_norm(unit.conv3d.weight, None, unit.bn)
+    scale = unit.bn.weight / torch.sqrt(unit.bn.running_var + unit.bn.eps)
+    torch.testing.assert_close(bias, unit.bn.bias - unit.bn.running_mean * scale)
+    torch.testing.assert_close(weight, unit.conv3d.weight * scale.view(-1, 1, 1, 1, 1))
+
+    small_unit, small = _unit_with_statistics(3)
+    small_calls: list[int] = []
+    small_unit.bn.register_forward_hook(lambda *_: small_calls.append(1))
+    small_unit(small)
+    assert small_calls == [1]  # 6 * 2**3 outputs < 648 weights: BatchNorm as it is
+
+    unit.train()
+    before = unit.bn.running_mean.clone()
+    bn_calls.clear()
+    unit(x)
+    assert bn_calls == [1]  # training: batch statistics, running ones updated
+    assert not torch.equal(before, unit.bn.running_mean)
 
 
 # ------------------------------------------------------------------------- structure
@@ -481,3 +603,35 @@ def test_tiny_preset_uses_a_batchnorm_momentum_fit_for_short_runs() -> None:
     assert momenta(i3d(preset="tiny", num_classes=5)) == {0.1}
     with torch.device("meta"):
         assert momenta(i3d()) == {1e-3}  # TF's decay 0.999, as DeepMind trained
+
+
+def test_unit_compiles_to_one_graph_with_portable_convolutions() -> None:
+    """torch.compile traces the eval fold and the conv dispatch without a graph break (it
+    would break on the oneDNN checks if they ran while compiling) and sees aten convs."""
+    unit, x = _unit_with_statistics(12)
+    graphs: list[torch.fx.GraphModule] = []
+
+    def backend(graph: torch.fx.GraphModule, example_inputs: list) -> object:
+        graphs.append(graph)
+        return graph.forward
+
+    compiled = torch.compile(unit, backend=backend, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), unit(x), rtol=1e-5, atol=1e-5)
+    assert len(graphs) == 1
+    code = graphs[0].code
+    assert "conv3d" in code and "mkldnn" not in code and "batch_norm" not in code
+
+
+@pytest.mark.parametrize("size", [3, 12])  # BatchNorm as it is; folded
+def test_unit_exports_with_a_free_batch_size(size: int) -> None:
+    """Whether a Unit3D folds may depend on the clip's size, never on the batch size, which
+    torch.export leaves symbolic with ``dynamic_shapes`` (notebook 09's exercise 3)."""
+    unit, x = _unit_with_statistics(size)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(
+        unit, (x.expand(2, -1, -1, -1, -1),), dynamic_shapes=({0: batch},)
+    )
+    four = torch.randn(4, *x.shape[1:])
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(four), unit(four), rtol=1e-5, atol=1e-5)

@@ -10,10 +10,12 @@
 - :class:`Unit3D`: conv (no bias) + BatchNorm (eps 1e-3) + ReLU, the ``Unit3D`` module of
   ``deepmind/kinetics-i3d``.
 - :func:`cpu_channels_last`: the memory layout hartutor's CNNs compute in on a CPU.
+- :func:`conv3d`: ``F.conv3d`` that keeps batch-1 CPU clips on oneDNN (see there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,13 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "Conv3d",
     "InputSpec",
     "SameMaxPool3d",
     "SamePadConv3d",
     "TemporalPadding",
     "Unit3D",
     "computes_channels_last",
+    "conv3d",
     "cpu_channels_last",
+    "fold_batch_norm",
     "is_channels_last_3d",
     "tf_same_padding",
     "tf_same_padding_3d",
@@ -201,7 +206,88 @@ def _is_channels_first(x: torch.Tensor) -> bool:
     return x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last_3d)
 
 
-class SamePadConv3d(nn.Conv3d):
+_ONEDNN_BUILT = torch.backends.mkldnn.is_available()
+
+
+def _uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`conv3d` calls oneDNN itself for ``x`` and ``weight``."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False  # checked first: torch.compile would break its graph on what follows
+    return (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and weight.shape[-3:] != (1, 1, 1)
+        and _ONEDNN_BUILT
+        and torch.backends.mkldnn.enabled
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def _onednn_conv_flops(
+    x_shape: Sequence[int], w_shape: Sequence[int], *_args: object, out_shape: Sequence[int]
+) -> int:
+    """FLOPs of ``aten.mkldnn_convolution`` as ``FlopCounterMode`` counts a convolution: two
+    per multiply-add, ``w_shape[1:]`` of them for each output value."""
+    return 2 * math.prod(out_shape) * math.prod(w_shape[1:])
+
+
+def _register_onednn_conv_flops() -> None:
+    """Let ``FlopCounterMode`` (:func:`hartutor.params.count_flops`) count :func:`conv3d`'s
+    direct oneDNN calls, which it does not know, as the convolutions they are."""
+    from torch.utils.flop_counter import register_flop_formula
+
+    # RuntimeError "duplicate registrations": PyTorch (or a module reload) has one already.
+    with contextlib.suppress(RuntimeError):
+        register_flop_formula(torch.ops.aten.mkldnn_convolution)(_onednn_conv_flops)
+
+
+_register_onednn_conv_flops()
+
+
+def conv3d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Sequence[int] = (1, 1, 1),
+    padding: Sequence[int] = (0, 0, 0),
+) -> torch.Tensor:
+    """``F.conv3d`` (no dilation, one group), on oneDNN for every fp32 CPU clip.
+
+    For a batch of one clip whose ``C * T * H`` is at most 20480 (few channels, or a late
+    8x7x7 map), PyTorch's CPU dispatch leaves oneDNN for its reference convolution: 2-9x
+    slower on the five I3D layer shapes timed (the 16-channel 3x3x3 conv at 32x28x28: 21
+    against 195 GFLOP/s). The rule multiplies the first four sizes, all of a 2D image's but
+    not of a clip's, whose fifth (width) it ignores. This calls oneDNN directly
+    (autograd included; ``FlopCounterMode`` counts it). 1x1x1 kernels, other dtypes and
+    devices, autocast, ``torch.backends.mkldnn`` disabled, and tracing for ``torch.compile``,
+    ``torch.export`` or TorchScript (whose graphs keep the portable ``aten.convolution``)
+    keep PyTorch's own choice.
+    """
+    if _uses_onednn(x, weight):
+        return torch.ops.aten.mkldnn_convolution(
+            x, weight, bias, list(padding), list(stride), [1, 1, 1], 1
+        )
+    return F.conv3d(x, weight, bias, tuple(stride), tuple(padding))
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` whose zero-padded, ungrouped convolutions go through :func:`conv3d`
+    (oneDNN for batch-1 CPU clips). Parameters and state-dict keys are ``nn.Conv3d``'s."""
+
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        if (
+            self.padding_mode != "zeros"
+            or isinstance(self.padding, str)
+            or self.groups != 1
+            or tuple(self.dilation) != (1, 1, 1)
+        ):
+            return super()._conv_forward(input, weight, bias)
+        return conv3d(input, weight, bias, self.stride, self.padding)  # type: ignore[arg-type]
+
+
+class SamePadConv3d(Conv3d):
     """``nn.Conv3d`` with TensorFlow SAME padding computed from each input's size.
 
     Spatial padding is zeros, as TensorFlow. ``temporal_padding="zeros"`` is TensorFlow's
@@ -235,7 +321,16 @@ class SamePadConv3d(nn.Conv3d):
             )
         self.temporal_padding = temporal_padding
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Convolve ``x``; ``weight`` and ``bias`` replace the module's own when given (a
+        :class:`Unit3D` passes its BatchNorm folded in)."""
+        if weight is None:
+            weight, bias = self.weight, self.bias
         pads = tf_same_padding_3d(x.shape[-3:], self.kernel_size, self.stride)
         if self.temporal_padding == "replicate" and (pads[4] or pads[5]):
             x = F.pad(x, (0, 0, 0, 0, pads[4], pads[5]), mode="replicate")
@@ -244,8 +339,8 @@ class SamePadConv3d(nn.Conv3d):
         if symmetric is not None:
             # Zeros on both sides: the conv's own padding gives the same sums without
             # materialising a padded copy of the input (every 3x3x3 stride-1 conv of I3D).
-            return F.conv3d(x, self.weight, self.bias, self.stride, symmetric)
-        return super().forward(F.pad(x, pads))
+            return conv3d(x, weight, bias, self.stride, symmetric)
+        return conv3d(F.pad(x, pads), weight, bias, self.stride)
 
     def extra_repr(self) -> str:
         extra = ", temporal_padding='replicate'" if self.temporal_padding == "replicate" else ""
@@ -284,6 +379,23 @@ class SameMaxPool3d(nn.MaxPool3d):
             x = x.contiguous(memory_format=torch.channels_last_3d)
         out = F.max_pool3d(x, kernel, stride, padding, ceil_mode=ceil_mode)
         return out.contiguous() if to_channels_last else out
+
+
+def fold_batch_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conv's ``(weight, bias)`` with the eval-mode BatchNorm ``bn`` that follows it folded
+    in: ``w * g / sqrt(var + eps)`` and ``beta + (b - mean) * g / sqrt(var + eps)``."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("only a BatchNorm with running statistics folds into a conv")
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean if bias is None else bias - bn.running_mean
+    shift = shift * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return weight * scale.view(-1, *[1] * (weight.ndim - 1)), shift
 
 
 class Unit3D(nn.Module):
@@ -325,10 +437,31 @@ class Unit3D(nn.Module):
         )
         self.activation = activation
 
+    def _folding_pays(self, x: torch.Tensor, bn: nn.BatchNorm3d) -> bool:
+        """Whether this call folds ``bn`` into the conv (see :meth:`forward`)."""
+        if bn.training or bn.running_mean is None or bn.running_var is None:
+            return False
+        stride: tuple[int, int, int] = self.conv3d.stride  # type: ignore[assignment]
+        # Per clip, not per batch: the choice must not depend on the batch size, which
+        # torch.export may leave symbolic.
+        outputs_per_clip = self.conv3d.out_channels
+        for size, step in zip(x.shape[-3:], stride, strict=True):
+            outputs_per_clip *= -(-size // step)  # SAME padding: ceil(size / stride)
+        return self.conv3d.weight.numel() < outputs_per_clip
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv3d(x)
-        if self.bn is not None:
-            x = self.bn(x)
+        """Conv, BatchNorm, ReLU. An eval-mode BatchNorm is an affine map per channel, so it
+        is folded into the conv's weights and bias whenever that costs less than a pass
+        over the output (large maps; the same function up to float rounding): 7 % of the
+        full-size I3D's CPU time was BatchNorm. Gradients flow through the fold exactly."""
+        bn = self.bn
+        if bn is not None and self._folding_pays(x, bn):
+            weight, bias = fold_batch_norm(self.conv3d.weight, self.conv3d.bias, bn)
+            x = self.conv3d(x, weight, bias)
+        else:
+            x = self.conv3d(x)
+            if bn is not None:
+                x = bn(x)
         if self.activation:
             x = F.relu(x, inplace=True)
         return x
