@@ -315,9 +315,10 @@ def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
         f"`{transparent_huge_pages_mode()}`), GFLOP/s and change from the rounds above: "
         + "; ".join(parts)
         + ". glibc gives every block over 32 MB back to the system when it is freed, so the "
-        "next forward pass faults in each 4 KB page of such activations again; at 64x224x224 "
-        "most of I3D's are that large, at 16x112x112 none of r3d_18's. Users can set the "
-        "variable before starting Python or Jupyter; the targets above are judged without it."
+        "next forward pass faults in each 4 KB page of such activations again: at 64x224x224 "
+        "the early activations of I3D (and of r3d_18) are that large, at 16x112x112 none of "
+        "r3d_18's. Users can set the variable before starting Python or Jupyter; the targets "
+        "above are judged without it."
     )
 
 

@@ -237,16 +237,31 @@ def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(channels_last
 def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Eval on a CPU feeds the backbone channels-last frames (speed); scores do not change."""
+    """Eval on a CPU feeds the backbone channels-last frames and stores its conv weights
+    channels-last too (speed); scores do not change, and training restores the default."""
     import hartutor.models.frame as frame_module
 
     torch.manual_seed(0)
     for name in ("single_frame", "lrcn", "xception"):
         model = build_model(name, preset="tiny", num_classes=5).eval()
         clip = torch.randn(2, 3, 16, 64, 64)
+        weights = [p for p in model.backbone.parameters() if p.ndim == 4 and p.shape[1] > 1]
+        assert weights and all(p.is_contiguous() for p in weights)
         with torch.no_grad():
             fast = model(clip)
+            assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+            assert not any(p.is_contiguous() for p in weights if p.shape[-1] > 1)
             with monkeypatch.context() as patch:
                 patch.setattr(frame_module, "computes_channels_last", lambda x, module: False)
                 plain = model(clip)
+            assert all(p.is_contiguous() for p in weights)
         torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5, msg=name)
+
+        with torch.no_grad():
+            model(clip)  # channels-last again
+        model.train()
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        model(clip).sum().backward()  # a training call: BatchNorms train, default layout
+        optimiser.step()
+        assert all(p.is_contiguous() for p in weights)
+        assert {id(p) for p in weights} <= {id(p) for p in optimiser.param_groups[0]["params"]}

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
-from hartutor.models.layers import InputSpec, computes_channels_last
+from hartutor.models.layers import InputSpec, computes_channels_last, match_weight_layout
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "ModelError",
     "Preset",
     "SmallConvNet",
+    "backbone_frames",
     "check_choice",
     "check_clip",
     "clip_to_frames",
@@ -183,6 +184,15 @@ def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Ten
     if channels_last:
         return x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
     return x.transpose(1, 2).reshape(n * t, c, h, w)
+
+
+def backbone_frames(x: torch.Tensor, backbone: nn.Module) -> torch.Tensor:
+    """Clips ``(N, C, T, H, W)`` as the frames ``backbone`` computes on: channels-last on a
+    CPU unless it trains a BatchNorm (:func:`~hartutor.models.layers.cpu_channels_last`),
+    with its weights stored in the same layout (:func:`match_weight_layout`)."""
+    channels_last = computes_channels_last(x, backbone)
+    match_weight_layout(backbone, channels_last)
+    return clip_to_frames(x, channels_last=channels_last)
 
 
 def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
@@ -446,8 +456,7 @@ class FrameClassifier(nn.Module):
         check_clip(x, channels=channels, model=type(self).__name__)
         x = self.sample_frames(x)
         n, t = x.shape[0], x.shape[2]
-        channels_last = computes_channels_last(x, self.backbone)
-        features = self.backbone.forward_features(clip_to_frames(x, channels_last=channels_last))
+        features = self.backbone.forward_features(backbone_frames(x, self.backbone))
         return features.reshape(n, t, *features.shape[1:])
 
     def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -518,10 +527,7 @@ class LRCN(nn.Module):
         check_clip(x, channels=channels, model=type(self).__name__)
         n, t = x.shape[0], x.shape[2]
         features = self.backbone.forward_head(
-            self.backbone.forward_features(
-                clip_to_frames(x, channels_last=computes_channels_last(x, self.backbone))
-            ),
-            pre_logits=True,
+            self.backbone.forward_features(backbone_frames(x, self.backbone)), pre_logits=True
         )
         return features.reshape(n, t, -1)
 
