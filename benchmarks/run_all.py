@@ -19,6 +19,7 @@ every table reports how busy they kept them.
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import sys
 import tempfile
@@ -155,23 +156,19 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
     with LoadMonitor() as load:
         say(f"[inference on {device}] matmul peak")
         peaks = [machine_peak(settings, device)]
-        say(f"[inference on {device}] I3D vs r3d_18, timed in turn ({settings.rounds} rounds)")
-        duel = bench_models.head_to_head(
+        duel_in = functools.partial(
+            bench_models.head_to_head,
             threads=settings.threads,
             device=device,
             rounds=settings.rounds,
             runner=settings.runner,
         )
+        say(f"[inference on {device}] I3D vs r3d_18, timed in turn ({settings.rounds} rounds)")
+        duel = duel_in()
         huge: dict[str, Any] | None = None
         if device == "cpu" and not quick and platform.libc_ver()[0] == "glibc":
             say(f"[inference on {device}] the same with transparent huge pages")
-            huge = bench_models.head_to_head(
-                threads=settings.threads,
-                device=device,
-                rounds=settings.rounds,
-                runner=settings.runner,
-                env=HUGE_PAGES_ENV,
-            )
+            huge = duel_in(env=HUGE_PAGES_ENV)
         profiled = ["i3d", "r3d_18"] if quick else ["i3d", "r3d_18", "r3d_18_64"]
         say(f"[inference on {device}] where the time goes: {', '.join(profiled)}")
         where = (
