@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -265,3 +266,29 @@ def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
         optimiser.step()
         assert all(p.is_contiguous() for p in weights)
         assert {id(p) for p in weights} <= {id(p) for p in optimiser.param_groups[0]["params"]}
+
+        model.eval().zero_grad()
+        with torch.inference_mode():  # the layout changes inside inference mode ...
+            model(clip)
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+        grad_clip = clip.clone().requires_grad_(True)  # ... and gradients still work after,
+        with warnings.catch_warnings():  # in the default layout, like their gradients
+            warnings.simplefilter("error")
+            model(grad_clip).sum().backward()
+        assert all(p.is_contiguous() for p in weights)
+        assert grad_clip.grad is not None and all(p.grad is not None for p in weights)
+
+
+def test_a_compiled_frame_model_keeps_its_weights_as_they_are() -> None:
+    """torch.compile (inductor) traces backbone_frames without swapping parameter data
+    (which inductor refuses) and computes what the eager model does."""
+    torch.manual_seed(0)
+    model = build_model("xception", preset="tiny", num_classes=5).eval()
+    clip = torch.randn(1, 3, 16, 64, 64)
+    with torch.no_grad():
+        expected = model(clip)  # eager: weights now channels-last
+        twin = build_model("xception", preset="tiny", num_classes=5).eval()
+        twin.load_state_dict(model.state_dict())  # default layout, as after loading
+        compiled = torch.compile(twin)(clip)
+    torch.testing.assert_close(compiled, expected, rtol=1e-4, atol=1e-5)
+    assert all(p.is_contiguous() for p in twin.parameters())

@@ -189,9 +189,11 @@ def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Ten
 def backbone_frames(x: torch.Tensor, backbone: nn.Module) -> torch.Tensor:
     """Clips ``(N, C, T, H, W)`` as the frames ``backbone`` computes on: channels-last on a
     CPU unless it trains a BatchNorm (:func:`~hartutor.models.layers.cpu_channels_last`),
-    with its weights stored in the same layout (:func:`match_weight_layout`)."""
+    with its weights stored in the same layout (:func:`match_weight_layout`) unless autograd
+    may accumulate gradients into them (their gradients would come in the default layout)."""
     channels_last = computes_channels_last(x, backbone)
-    match_weight_layout(backbone, channels_last)
+    may_accumulate = torch.is_grad_enabled() and any(p.requires_grad for p in backbone.parameters())
+    match_weight_layout(backbone, channels_last and not may_accumulate)
     return clip_to_frames(x, channels_last=channels_last)
 
 

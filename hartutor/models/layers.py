@@ -203,6 +203,8 @@ def match_weight_layout(module: nn.Module, channels_last: bool) -> None:
     the parameters stay the same objects (their ``.data`` is replaced), so optimisers,
     hooks and state dicts keep working, and a training call restores the default layout.
     """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return  # a graph being traced keeps the parameters as they are
     for param in module.parameters():
         if param.ndim not in (4, 5):
             continue
@@ -210,7 +212,10 @@ def match_weight_layout(module: nn.Module, channels_last: bool) -> None:
         if channels_last:
             layout = torch.channels_last if param.ndim == 4 else torch.channels_last_3d
         if not param.is_contiguous(memory_format=layout):
-            param.data = param.data.contiguous(memory_format=layout)
+            # Made outside inference mode: an inference tensor as a parameter's data would
+            # refuse gradients in every later call (attributions) outside that mode.
+            with torch.inference_mode(False):
+                param.data = param.data.contiguous(memory_format=layout)
 
 
 def is_channels_last_3d(x: torch.Tensor) -> bool:
