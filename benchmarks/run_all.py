@@ -304,8 +304,8 @@ def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
     parts = []
     for key in huge["seconds"]:
         change = f" ({with_pages[key] / default[key] - 1:+.0%})" if default.get(key) else ""
-        label = bench_models.CASE_BY_KEY[key]
-        parts.append(f"{label.label} {label.input_label} {with_pages[key]:.0f}{change}")
+        case = bench_models.CASE_BY_KEY[key]
+        parts.append(f"{case.label} {case.input_label} {with_pages[key]:.0f}{change}")
     return (
         "The same rounds in a process started with glibc's transparent huge pages for large "
         f"blocks (`GLIBC_TUNABLES={HUGE_PAGES_ENV['GLIBC_TUNABLES']}`; this kernel's THP mode: "

@@ -168,13 +168,19 @@ def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.Mon
     torch.testing.assert_close(features, plain_features, rtol=1e-4, atol=1e-5)
 
 
-def _conv_ops(fn: object, *args: object) -> set[str]:
-    """The convolution ops ``fn(*args)`` dispatches, as ``FlopCounterMode`` sees them."""
+def _flops_of(fn: object) -> tuple[int, dict]:
+    """Total FLOPs of ``fn()`` and their split by module and op (``FlopCounterMode``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        fn(*args)  # type: ignore[operator]
-    return {str(op) for ops in counter.get_flop_counts().values() for op in ops}
+        fn()  # type: ignore[operator]
+    return counter.get_total_flops(), counter.get_flop_counts()
+
+
+def _conv_ops(fn: object, *args: object) -> set[str]:
+    """The convolution ops ``fn(*args)`` dispatches, as ``FlopCounterMode`` sees them."""
+    _, counts = _flops_of(lambda: fn(*args))  # type: ignore[operator]
+    return {str(op) for ops in counts.values() for op in ops}
 
 
 def test_batch_one_3d_convs_stay_on_onednn_with_the_same_values_and_gradients() -> None:
@@ -214,14 +220,6 @@ def test_batch_one_3d_convs_stay_on_onednn_with_the_same_values_and_gradients() 
     traced = torch.jit.trace(module, (x.detach(),))
     assert "mkldnn_convolution" not in str(traced.graph)
     assert "_convolution" in str(traced.graph)
-
-
-def _flops_of(fn: object) -> tuple[int, dict]:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()  # type: ignore[operator]
-    return counter.get_total_flops(), counter.get_flop_counts()
 
 
 def test_conv3d_module_keeps_nn_conv3d_keys_and_values() -> None:

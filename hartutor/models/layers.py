@@ -193,6 +193,12 @@ def cpu_channels_last(x: torch.Tensor, module: nn.Module | None = None) -> torch
     return x.contiguous(memory_format=layout)
 
 
+def _is_tracing() -> bool:
+    """True while ``torch.compile``/``torch.export`` or TorchScript traces a graph, where the
+    eager-only shortcuts of this module stand aside."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def match_weight_layout(module: nn.Module, channels_last: bool) -> None:
     """Store ``module``'s 4D and 5D parameters channels-last (or back in PyTorch's default
     layout) when they are not already, to match the activations it is about to compute on.
@@ -203,7 +209,7 @@ def match_weight_layout(module: nn.Module, channels_last: bool) -> None:
     the parameters stay the same objects (their ``.data`` is replaced), so optimisers,
     hooks and state dicts keep working, and a training call restores the default layout.
     """
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if _is_tracing():
         return  # a graph being traced keeps the parameters as they are
     for param in module.parameters():
         if param.ndim not in (4, 5):
@@ -237,7 +243,7 @@ _ONEDNN_BUILT = torch.backends.mkldnn.is_available()
 
 def _uses_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`conv3d` calls oneDNN itself for ``x`` and ``weight``."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if _is_tracing():
         return False  # checked first: torch.compile would break its graph on what follows
     return (
         x.device.type == "cpu"
