@@ -223,9 +223,16 @@ def test_input_spec_is_an_input_spec() -> None:
         assert isinstance(build_model(name, preset="tiny", num_classes=3).input_spec, InputSpec)
 
 
+@pytest.mark.parametrize("sampled", [False, True], ids=["whole clip", "sampled frames"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(channels_last: bool) -> None:
+def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(
+    channels_last: bool, sampled: bool
+) -> None:
+    """In the layout asked for, also for sampled frames: those come as a view of a (N, T, C,
+    H, W) tensor, which once gave default-layout frames when channels-last was asked for."""
     clip = torch.randn(2, 3, 4, 5, 6)
+    if sampled:
+        clip = clip.transpose(1, 2).contiguous().transpose(1, 2)
     frames = clip_to_frames(clip, channels_last=channels_last)
     assert frames.shape == (8, 3, 5, 6)
     for n in range(2):
@@ -239,7 +246,8 @@ def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Eval on a CPU feeds the backbone channels-last frames and stores its conv weights
-    channels-last too (speed); scores do not change, and training restores the default."""
+    channels-last too (speed); scores do not change, and training restores the weights'
+    default layout."""
     import hartutor.models.frame as frame_module
 
     torch.manual_seed(0)
@@ -253,7 +261,7 @@ def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
             assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
             assert not any(p.is_contiguous() for p in weights if p.shape[-1] > 1)
             with monkeypatch.context() as patch:
-                patch.setattr(frame_module, "computes_channels_last", lambda x, module: False)
+                patch.setattr(frame_module, "computes_channels_last", lambda x: False)
                 plain = model(clip)
             assert all(p.is_contiguous() for p in weights)
         torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5, msg=name)
@@ -262,7 +270,7 @@ def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
             model(clip)  # channels-last again
         model.train()
         optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        model(clip).sum().backward()  # a training call: BatchNorms train, default layout
+        model(clip).sum().backward()  # a training call: weights in the default layout
         optimiser.step()
         assert all(p.is_contiguous() for p in weights)
         assert {id(p) for p in weights} <= {id(p) for p in optimiser.param_groups[0]["params"]}

@@ -159,7 +159,7 @@ def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.Mon
         fast = model(clip)
         features = model.forward_features(clip)
         endpoints = model.forward_endpoints(clip, until="Mixed_4b")
-        monkeypatch.setattr(i3d_module, "cpu_channels_last", lambda x, module=None: x)
+        monkeypatch.setattr(i3d_module, "cpu_channels_last", lambda x: x)
         plain = model(clip)
         plain_features = model.forward_features(clip)
     assert layouts == [True, True, True, False, False]  # the shortcut ran, then was switched off

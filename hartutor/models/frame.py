@@ -178,20 +178,22 @@ def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
 
 def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
     """Clips ``(N, C, T, H, W)`` as a batch of frames ``(N*T, C, H, W)``, frame ``t`` of clip
-    ``n`` at ``n*T + t``; ``channels_last=True`` lays them out channels-last (same values, one
-    copy either way; see :func:`~hartutor.models.layers.cpu_channels_last`)."""
+    ``n`` at ``n*T + t``; ``channels_last=True`` lays them out channels-last (same values; see
+    :func:`~hartutor.models.layers.cpu_channels_last`). One copy at most, for any strides of
+    ``x`` (sampled frames come as a view of a ``(N, T, C, H, W)`` tensor)."""
     n, c, t, h, w = x.shape
-    if channels_last:
-        return x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
-    return x.transpose(1, 2).reshape(n * t, c, h, w)
+    if not channels_last:
+        return x.transpose(1, 2).reshape(n * t, c, h, w).contiguous()
+    frames = x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
+    return frames.contiguous(memory_format=torch.channels_last)
 
 
 def backbone_frames(x: torch.Tensor, backbone: nn.Module) -> torch.Tensor:
     """Clips ``(N, C, T, H, W)`` as the frames ``backbone`` computes on: channels-last on a
-    CPU unless it trains a BatchNorm (:func:`~hartutor.models.layers.cpu_channels_last`),
-    with its weights stored in the same layout (:func:`match_weight_layout`) unless autograd
-    may accumulate gradients into them (their gradients would come in the default layout)."""
-    channels_last = computes_channels_last(x, backbone)
+    CPU (:func:`~hartutor.models.layers.cpu_channels_last`), with its weights stored in the
+    same layout (:func:`match_weight_layout`) unless autograd may accumulate gradients into
+    them (their gradients would come in the default layout)."""
+    channels_last = computes_channels_last(x)
     may_accumulate = torch.is_grad_enabled() and any(p.requires_grad for p in backbone.parameters())
     match_weight_layout(backbone, channels_last and not may_accumulate)
     return clip_to_frames(x, channels_last=channels_last)

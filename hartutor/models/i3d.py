@@ -295,7 +295,7 @@ class InceptionI3d(nn.Module):
         if until not in self.endpoint_names:
             raise ValueError(f"unknown endpoint {until!r}; this model has {self.endpoint_names}")
         outputs: dict[str, torch.Tensor] = {}
-        x = cpu_channels_last(x, self)
+        x = cpu_channels_last(x)
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
             outputs[name] = x.contiguous()
@@ -309,7 +309,7 @@ class InceptionI3d(nn.Module):
             raise ValueError(
                 f"I3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
-        x = cpu_channels_last(x, self)  # same values, faster CPU kernels (eval)
+        x = cpu_channels_last(x)  # same values, faster CPU kernels
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
         return x.contiguous()
