@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -211,8 +212,8 @@ def run_worker(
     """Run ``python -m module --worker JSON`` in a fresh process; its JSON result or an error.
 
     ``threads`` sets ``OMP_NUM_THREADS`` and friends before the child imports numpy or torch.
-    A failure returns ``{"error": "<last line of stderr>"}`` instead of raising, so one broken
-    row does not lose a whole table.
+    A failure returns ``{"error": ...}`` (:func:`error_line`) instead of raising, so one
+    broken row does not lose a whole table.
     """
     child_env = {**os.environ, **(env or {})}
     if threads is not None:
@@ -233,13 +234,24 @@ def run_worker(
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        tail = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-        return {"error": tail[-1][:300]}
+        return {"error": error_line(done.stderr, done.returncode)[:300]}
     try:
         return json.loads(lines[-1])
     except json.JSONDecodeError:
         return {"error": f"no JSON result: {lines[-1][:200]}"}
 
+
+def error_line(stderr: str, returncode: int) -> str:
+    """The line of a failed worker's ``stderr`` that says what went wrong: the last exception
+    line (``package.SomeError: message``), not the hints PyTorch prints after it."""
+    lines = stderr.strip().splitlines()
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    if exceptions:
+        return exceptions[-1]
+    return lines[-1] if lines else f"exit status {returncode}"
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: \S")
 
 Runner = Callable[..., dict[str, Any]]
 

@@ -239,8 +239,9 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         "### Optimisations, as ratios to the plain run",
         "",
         "`inference_mode`: `torch.inference_mode()` for `no_grad`. `channels_last`: weights and "
-        "clip stored channels-last (hartutor's CNNs already compute channels-last on a CPU in "
-        "eval mode, so for them this only saves per-call weight reorders). `bf16`: "
+        "clip stored channels-last (hartutor's CNNs already compute channels-last on a CPU and "
+        "its frame models store their conv weights so in eval, so this only saves I3D's and "
+        "C3D's per-call weight reorders). `bf16`: "
         f"`torch.autocast` ({'float16 on CUDA' if device.startswith('cuda') else 'bfloat16'}). "
         "`int8_dynamic`: `quantize_dynamic` converts Linear/LSTM layers only; convolutions stay "
         "fp32, so 3D CNNs barely change. `bn_folded`: BatchNorm folded for good into hartutor's "

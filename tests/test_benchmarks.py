@@ -10,7 +10,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import report
-from benchmarks._common import Timing, free_cores_threshold, gflops_per_second, measure_rows
+from benchmarks._common import (
+    Timing,
+    error_line,
+    free_cores_threshold,
+    gflops_per_second,
+    measure_rows,
+)
 from benchmarks.bench_models import op_kind
 
 
@@ -170,3 +176,21 @@ def test_the_huge_pages_duel_runs_in_its_own_environment_and_is_reported_beside_
     failed = run_all.huge_pages_paragraph({"error": "boom"}, duel)
     assert failed == "With transparent huge pages: not measured (boom)."
     assert run_all.transparent_huge_pages_mode() in ("always", "madvise", "never", "unknown")
+
+
+def test_a_failed_row_reports_the_exception_not_the_hints_printed_after_it() -> None:
+    stderr = """W1203 17:29:40.760000 4846 torch/utils/_sympy/interp.py:179] failed while executing
+Traceback (most recent call last):
+  File "bench_models.py", line 3, in <module>
+    run()
+torch._inductor.exc.InductorError: LoweringException: ValueRangeError: Invalid ranges [0:-1]
+Found from :
+
+Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especially if ...)
+"""
+    assert error_line(stderr, 1) == (
+        "torch._inductor.exc.InductorError: LoweringException: "
+        "ValueRangeError: Invalid ranges [0:-1]"
+    )
+    assert error_line("Killed\n", -9) == "Killed"
+    assert error_line("", -9) == "exit status -9"

@@ -156,9 +156,9 @@ class InceptionModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))]
         if is_channels_last_3d(x):
-            # PyTorch's fallback conv (few channels at batch 1) answers channels-first; one
-            # channels-first branch would make the concatenation, and every layer after it,
-            # channels-first again.
+            # PyTorch's fallback conv (batch-1 1x1x1 convs with few channels, non-float32
+            # input: see layers.conv3d) answers channels-first; one channels-first branch would
+            # make the concatenation, and every layer after it, channels-first again.
             branches = [b.contiguous(memory_format=torch.channels_last_3d) for b in branches]
         return torch.cat(branches, dim=1)
 
