@@ -201,7 +201,8 @@ def match_weight_layout(module: nn.Module, channels_last: bool) -> None:
     on every call: with Xception's many small convolutions that made its CPU inference
     1.4-1.8x slower in the runs here (full size and tiny). Values are unchanged;
     the parameters stay the same objects (their ``.data`` is replaced), so optimisers,
-    hooks and state dicts keep working, and a training call restores the default layout.
+    hooks and state dicts keep working. Callers ask for the default layout back whenever
+    autograd may accumulate gradients into the weights (``frame.backbone_frames``).
     """
     if _is_tracing():
         return  # a graph being traced keeps the parameters as they are
