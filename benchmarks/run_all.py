@@ -380,6 +380,8 @@ def gpu_placeholder(machine: Machine) -> report.Section:
 
 def training_section(settings: Settings, machine: Machine) -> report.Section:
     """Tiny presets with ``fit``: rendering vs model; target 4."""
+    from hartutor.synth import TRAINING_CACHE_MB
+
     names = bench_train.presets()
     threads = [2] if settings.quick else sorted({1, settings.threads})
     clips = 48 if settings.quick else 160
@@ -398,12 +400,16 @@ def training_section(settings: Settings, machine: Machine) -> report.Section:
         best = bench_train.best_fit(rows, name)
         if best is None or best[0] < bench_train.TARGET_CLIPS_PER_S:
             failing.append((name, best))
+    goal = (
+        f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on the "
+        f"synthetic set (a {bench_train.RUN_EPOCHS}-epoch run, rendering included)"
+    )
     if failing:
         parts = []
         for name, best in failing:
             row = max(
                 (r for r in rows if r["preset"] == name and "error" not in r),
-                key=lambda r: r["fit"],
+                key=bench_train.run_speed,
                 default=None,
             )
             if best is None or row is None:
@@ -412,28 +418,27 @@ def training_section(settings: Settings, machine: Machine) -> report.Section:
             parts.append(f"{name} {best[0]:.1f} clips/s ({training_reason(row)})")
         verdict = report.target_line(
             False,
-            f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on "
-            f"the synthetic set: {len(names) - len(failing)} of {len(names)} do; "
-            + "; ".join(parts)
-            + ".",
+            f"{goal}: {len(names) - len(failing)} of {len(names)} do; " + "; ".join(parts) + ".",
         )
     else:
-        verdict = report.target_line(
-            True,
-            f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on "
-            "the synthetic set.",
-        )
+        slowest = min((bench_train.best_fit(rows, name) or (0.0, ""))[0] for name in names)
+        verdict = report.target_line(True, f"{goal}: the slowest trains {slowest:.1f} clips/s.")
     lines = [
         measured_line(machine, load.others_cores, threads),
         "",
-        f"`hartutor.train.fit`, one epoch of {clips} clips of 16x64x64, batch "
-        f"{bench_train.BATCH_SIZE}, AdamW, after a one-batch warm-up, each (preset, threads) "
-        "in a fresh process. *render*: `SyntheticActions` items/s (numpy, one core); *model "
-        "only*: `fit` on clips rendered beforehand; *fit on the fly*: `fit` on the dataset "
-        "(rendering in the training process, `num_workers=0`, the default)"
+        f"`hartutor.train.fit` on {clips} clips of 16x64x64, batch {bench_train.BATCH_SIZE}, "
+        "AdamW, one epoch each after a one-batch warm-up, each (preset, threads) in a fresh "
+        "process. *render*: `SyntheticActions` items/s (numpy, one core); *model only*: `fit` on "
+        "clips rendered beforehand; *1st epoch*: `fit` on the dataset, rendering in the "
+        "training process (`num_workers=0`, the default) and keeping the clips "
+        f"(`cache_mb={TRAINING_CACHE_MB:g}`, as `build_datasets` and `hartutor train` build "
+        "it); *later epochs*: `fit` again, on the cached clips; "
+        f"*{bench_train.RUN_EPOCHS}-epoch run*: the average of one first and "
+        f"{bench_train.RUN_EPOCHS - 1} later epochs ({bench_train.RUN_EPOCHS} epochs is the "
+        "shortest run that trains a shipped checkpoint)"
         + (
-            "; *+1 loader worker*: `num_workers=1` with one torch thread, rendering in a second "
-            "process."
+            "; *+1 loader worker*: `num_workers=1` with one torch thread, rendering every epoch "
+            "in a second process (workers do not fill the cache)."
             if not settings.quick
             else "."
         )
@@ -456,8 +461,9 @@ def training_reason(row: dict[str, Any]) -> str:
             "training arithmetic"
         )
     return (
-        f"the model alone trains {row['model']:.1f} clips/s but rendering on the fly "
-        f"({row['render']:.0f} clips/s) in the same process slows it"
+        f"the model alone trains {row['model']:.1f} clips/s and {row['cached']:.1f} on cached "
+        f"clips, but the first epoch renders at {row['render']:.0f} clips/s in the same process "
+        f"({row['fit']:.1f} clips/s)"
     )
 
 

@@ -120,7 +120,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     kwargs = {"preset": args.preset, "num_classes": num_classes}
     model = build_model(args.model, **kwargs)
     bundle = build_datasets(
-        args.data, model=model, train_clips=args.clips, val_clips=args.val_clips, seed=args.seed
+        args.data,
+        model=model,
+        train_clips=args.clips,
+        val_clips=args.val_clips,
+        seed=args.seed,
+        cache_mb=args.cache_mb,
     )
     config = TrainConfig(
         epochs=args.epochs,
@@ -336,6 +341,8 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hartutor.synth.dataset import TRAINING_CACHE_MB
+
     parser = argparse.ArgumentParser(
         prog="hartutor",
         description="Video human activity recognition, from single frames to I3D + Xception.",
@@ -388,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clips", type=int, default=1300, help="synthetic training clips")
     p.add_argument("--val-clips", type=int, default=260, help="synthetic validation clips")
+    p.add_argument(
+        "--cache-mb",
+        type=float,
+        default=None,
+        help="MiB of rendered synthetic clips kept in memory per split, so later epochs skip "
+        f"rendering (default {TRAINING_CACHE_MB:g}; 0: render every time)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -95,11 +95,15 @@ def build_datasets(
     split: int = 1,
     num_frames: int | None = None,
     size: int | None = None,
+    cache_mb: float | None = None,
 ) -> DataBundle:
     """Datasets for ``model`` from ``"synthetic"`` or a folder in UCF101's layout.
 
     Frames and size default to the model's ``input_spec``. ``train_clips``/``val_clips`` apply
-    to the synthetic set (rendered on the fly, so any number costs no disk).
+    to the synthetic set (rendered on the fly, so any number costs no disk). Each synthetic
+    split keeps up to ``cache_mb`` MiB of rendered clips in memory (default
+    :data:`~hartutor.synth.TRAINING_CACHE_MB`; 0 turns it off), as training and the temporal
+    diagnostics go over the same clips several times.
     """
     spec = model.input_spec
     frames = num_frames or spec.num_frames
@@ -107,7 +111,7 @@ def build_datasets(
     transform = model_transform(model)
     with_flow = needs_flow(model)
     if str(data) == "synthetic":
-        from hartutor.synth import CLASS_NAMES, SyntheticActions
+        from hartutor.synth import CLASS_NAMES, TRAINING_CACHE_MB, SyntheticActions
 
         def make(count: int, subset: str) -> SyntheticActions:
             return SyntheticActions(
@@ -118,6 +122,7 @@ def build_datasets(
                 size=side,
                 with_flow=with_flow,
                 transform=transform,
+                cache_mb=TRAINING_CACHE_MB if cache_mb is None else cache_mb,
             )
 
         return DataBundle(

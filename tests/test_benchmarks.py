@@ -119,6 +119,22 @@ def test_measure_rows_keeps_the_named_payload_keys_and_reports_each_row() -> Non
     assert seen == rows
 
 
+def test_a_training_run_is_judged_on_its_rendering_epoch_and_its_cached_ones() -> None:
+    from benchmarks import bench_train
+
+    row = {"preset": "c3d", "threads": 2, "fit": 40.0, "cached": 60.0, "render": 90.0}
+    # Six epochs of 120 clips: 3 s rendering and training, then 5 x 2 s on cached clips.
+    assert bench_train.run_speed(row, epochs=6) == pytest.approx(6 * 120 / (3.0 + 5 * 2.0))
+    assert bench_train.run_speed(row, epochs=1) == pytest.approx(40.0)
+    slow_worker = {"preset": "c3d", "threads": 1, "fit": 20.0, "cached": 30.0, "fit_worker": 45.0}
+    rows = [row, slow_worker, {"preset": "c3d", "threads": 1, "error": "boom"}]
+    speed, how = bench_train.best_fit(rows, "c3d")
+    assert speed == pytest.approx(bench_train.run_speed(row)) and "cached" in how
+    slow_worker["fit_worker"] = 70.0
+    assert bench_train.best_fit(rows, "c3d") == (70.0, "1 thread + 1 loader worker")
+    assert bench_train.best_fit(rows, "i3d") is None
+
+
 def test_notebook_rows_are_judged_against_five_minutes_and_two_gigabytes() -> None:
     from benchmarks import bench_notebooks
 

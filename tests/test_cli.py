@@ -108,6 +108,29 @@ def test_train_then_evaluate_from_the_command_line(tmp_path: Path, capsys):
     assert "time-reversal pairs, reversed clips" in text
 
 
+def test_train_keeps_rendered_clips_within_the_cache_budget_it_is_given(monkeypatch):
+    import hartutor.data
+    from hartutor.synth import TRAINING_CACHE_MB
+
+    class Built(Exception):
+        pass
+
+    real_build = hartutor.data.build_datasets
+    bundles = []
+
+    def build_then_stop(*args, **kwargs):
+        bundles.append(real_build(*args, **kwargs))
+        raise Built
+
+    monkeypatch.setattr(hartutor.data, "build_datasets", build_then_stop)
+    args = ["--threads", "1", "train", "c3d", "--clips", "13", "--val-clips", "13"]
+    for extra, budget in (([], TRAINING_CACHE_MB), (["--cache-mb", "0"], 0.0)):
+        with pytest.raises(Built):
+            main([*args, *extra])
+        bundle = bundles.pop()
+        assert bundle.train.cache_mb == bundle.val.cache_mb == budget
+
+
 def test_evaluating_a_fusion_scores_each_stream(capsys):
     from hartutor.course import shipped_checkpoint
 

@@ -352,6 +352,74 @@ def test_dataset_class_subset_transform_and_workers():
     assert batches[0]["label"].tolist() == [0, 1, 0]
 
 
+def test_the_cache_renders_each_clip_once_within_its_budget_and_serves_the_same_items(
+    monkeypatch,
+):
+    import hartutor.synth.dataset as dataset_module
+
+    renders: list[int] = []
+    real_render = dataset_module.render_clip
+
+    def counting_render(action, seed, **kwargs):
+        renders.append(seed)
+        return real_render(action, seed, **kwargs)
+
+    def scale_flow_in_place(sample):
+        sample["flow"].mul_(2.0)  # a careless transform must not reach the cached flow
+        return sample
+
+    plain = SyntheticActions(5, seed=3, num_frames=4, size=16, with_flow=True)
+    expected = [plain[i] for i in range(5)]
+    clip_bytes = 4 * 16 * 16 * 3 + 2 * 3 * 16 * 16 * 4  # uint8 frames + float32 flow
+    monkeypatch.setattr(dataset_module, "render_clip", counting_render)
+    cached = SyntheticActions(
+        5,
+        seed=3,
+        num_frames=4,
+        size=16,
+        with_flow=True,
+        cache_mb=3.5 * clip_bytes / 2**20,  # room for 3 clips, not 4
+        transform=scale_flow_in_place,
+    )
+    renders.clear()  # the constructor's check renders one clip
+    for _ in range(3):  # three epochs
+        for i in range(5):
+            item = cached[i]
+            assert torch.equal(item["video"], expected[i]["video"])
+            assert torch.equal(item["flow"], 2.0 * expected[i]["flow"])
+            assert (item["label"], item["action"], item["seed"]) == (
+                expected[i]["label"],
+                expected[i]["action"],
+                expected[i]["seed"],
+            )
+    assert cached.cached_clips == 3
+    # Clips 0-2 rendered once; 3 and 4 (past the budget) in every epoch.
+    seeds = [expected[i]["seed"] for i in range(5)]
+    assert sorted(renders) == sorted(seeds[:3] + seeds[3:] * 3)
+    assert "cache_mb=" in repr(cached) and "cache_mb" not in repr(plain)
+    assert plain.cached_clips == 0
+
+
+def test_the_cache_is_not_pickled_nor_filled_in_dataloader_workers(monkeypatch):
+    import pickle
+
+    import hartutor.synth.dataset as dataset_module
+
+    data = SyntheticActions(4, num_frames=4, size=16, cache_mb=1)
+    data[0], data[1]
+    assert data.cached_clips == 2
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy.cached_clips == 0 and copy.cache_mb == 1
+    assert torch.equal(copy[1]["video"], data[1]["video"])
+    monkeypatch.setattr(dataset_module, "get_worker_info", lambda: object())  # in a worker
+    data[2]
+    assert data.cached_clips == 2
+    with pytest.raises(ValueError, match="cache_mb"):
+        SyntheticActions(4, cache_mb=-1)
+    with pytest.raises(ValueError, match="cache_mb"):
+        SyntheticActions(4, cache_mb=float("nan"))
+
+
 # --- writing the dataset to disk -------------------------------------------------------------
 
 

@@ -167,6 +167,25 @@ def test_a_fusion_trains_each_stream_on_its_own_loss_by_default():
     assert expected != float(torch.stack(per_stream).mean())  # the two rules differ here
 
 
+def test_training_on_cached_synthetic_clips_ends_with_the_same_weights():
+    """The cache only saves rendering: two epochs (RGB and flow) train exactly as without it."""
+    from hartutor.data import build_datasets
+    from hartutor.models import build_model
+
+    weights = {}
+    for cache_mb in (0.0, 64.0):
+        torch.manual_seed(0)
+        model = build_model("two_stream", preset="tiny", num_classes=13)
+        data = build_datasets(
+            "synthetic", model=model, train_clips=6, val_clips=1, seed=2, cache_mb=cache_mb
+        )
+        fit(model, data.train, config=_config(epochs=2, batch_size=3, lr=1e-3))
+        assert data.train.cached_clips == (6 if cache_mb else 0)
+        weights[cache_mb] = model.state_dict()
+    for (name, a), b in zip(weights[0.0].items(), weights[64.0].values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("name", ["single_frame", "xception", "i3d"])
 def test_a_training_step_computes_channels_last_on_a_cpu_to_float32_accuracy(name: str):
     """CPU training runs hartutor's CNNs channels-last (speed). Its BatchNorm sums batch

@@ -16,7 +16,7 @@ from hartutor.synth.actions import (
     get_action,
     label_of,
 )
-from hartutor.synth.dataset import SyntheticActions, clip_seed
+from hartutor.synth.dataset import TRAINING_CACHE_MB, SyntheticActions, clip_seed
 from hartutor.synth.generate import ManifestEntry, generate_dataset, load_manifest, plan_dataset
 from hartutor.synth.render import DEFAULT_FPS, Appearance, ClipParams, SynthClip, render_clip
 
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_FPS",
     "REVERSAL_PAIRS",
     "TEMPO_PAIRS",
+    "TRAINING_CACHE_MB",
     "Action",
     "Appearance",
     "ClipParams",

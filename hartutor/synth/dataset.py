@@ -1,18 +1,20 @@
 """``SyntheticActions``: a map-style torch Dataset that renders clips on the fly.
 
-Nothing is stored: item ``i`` is rendered from a seed computed from ``(seed, split, i)``, so the
-dataset costs no disk and no memory, is identical in every worker process and on every machine,
-and the train, val and test splits can never share a clip.
+Item ``i`` is rendered from a seed computed from ``(seed, split, i)``, so the dataset costs no
+disk, is identical in every worker process and on every machine, and the train, val and test
+splits can never share a clip. By default nothing is stored; ``cache_mb`` keeps rendered clips
+in memory, so a training run that sees every clip once per epoch renders each only once.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from hartutor.synth.actions import CLASS_NAMES, get_action
 from hartutor.synth.render import DEFAULT_FPS, render_clip
@@ -22,6 +24,10 @@ SPLITS = ("train", "val", "test")
 #: index) and below 2**63 (so they fit a torch int64) when seed < 2**29 and index < 2**32.
 MAX_SEED = 2**29
 MAX_CLIPS = 2**32
+#: ``cache_mb`` of the synthetic sets that training and evaluation build (``build_datasets``,
+#: ``hartutor train``/``evaluate``): 1300 training clips of 16x64x64 fit (244 MiB), so every
+#: epoch after the first skips rendering; small enough beside a model on a 2 GB Binder.
+TRAINING_CACHE_MB = 256.0
 
 
 def clip_seed(seed: int, split: str, index: int) -> int:
@@ -47,6 +53,13 @@ class SyntheticActions(Dataset):
     ``classes`` picks a subset (names or labels); labels are then positions in that subset, and
     :attr:`class_names` lists them. ``transform`` is applied to the dict (as pytorchvideo's
     ``ApplyTransformToKey`` expects). Works with ``DataLoader(num_workers > 0)``.
+
+    ``cache_mb`` (default 0: off) keeps up to that many MiB of rendered clips in memory (uint8
+    frames, float32 flow; 192 KiB per clip of 16x64x64, plus 480 KiB of flow), so later epochs
+    skip rendering, which costs about as much as training a tiny preset on a clip. Clips past
+    the budget are rendered every time. The transform still runs on every access, on a copy.
+    Only the process that owns the dataset fills the cache: DataLoader workers read what it
+    held when they started, so ``num_workers`` never multiplies the memory.
     """
 
     def __init__(
@@ -62,6 +75,7 @@ class SyntheticActions(Dataset):
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         classes: Sequence[str | int] | None = None,
         noise: bool = True,
+        cache_mb: float = 0.0,
     ) -> None:
         if not 0 < num_clips <= MAX_CLIPS:
             raise ValueError(f"num_clips must be in [1, {MAX_CLIPS}], got {num_clips}")
@@ -71,6 +85,8 @@ class SyntheticActions(Dataset):
             raise ValueError("classes is empty: give at least one class name")
         if len(set(names)) != len(names):
             raise ValueError(f"classes has duplicates: {names}")
+        if not (math.isfinite(cache_mb) and cache_mb >= 0):
+            raise ValueError(f"cache_mb must be a size in MiB >= 0 (0: no cache), got {cache_mb}")
         self.num_clips = int(num_clips)
         self.seed = int(seed)
         self.split = split
@@ -81,6 +97,9 @@ class SyntheticActions(Dataset):
         self.transform = transform
         self.noise = noise
         self.class_names: tuple[str, ...] = names
+        self.cache_mb = float(cache_mb)
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._cache_bytes = 0
         # Fail now, not in a worker: render one tiny clip with these settings.
         render_clip(names[0], 0, num_frames=self.num_frames, size=size, fps=fps, noise=False)
 
@@ -96,12 +115,18 @@ class SyntheticActions(Dataset):
         """Every item's label, in order (for samplers and class counts)."""
         return np.arange(self.num_clips) % len(self.class_names)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -self.num_clips <= index < self.num_clips:
-            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
-        index %= self.num_clips
-        label = self.label_of(index)
-        seed = clip_seed(self.seed, self.split, index)
+    @property
+    def cached_clips(self) -> int:
+        """How many rendered clips the cache holds (see ``cache_mb``)."""
+        return len(self._cache)
+
+    def _rendered(
+        self, index: int, label: int, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Item ``index``'s uint8 frames (T, H, W, 3) and flow: from the cache, or rendered."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            return cached
         clip = render_clip(
             self.class_names[label],
             seed,
@@ -111,22 +136,45 @@ class SyntheticActions(Dataset):
             with_flow=self.with_flow,
             noise=self.noise,
         )
-        video = torch.from_numpy(clip.frames).permute(3, 0, 1, 2).contiguous().float().div_(255.0)
+        frames = torch.from_numpy(clip.frames)
+        flow = torch.from_numpy(clip.flow) if self.with_flow else None
+        size = frames.nbytes + (flow.nbytes if flow is not None else 0)
+        if self._cache_bytes + size <= self.cache_mb * 2**20 and get_worker_info() is None:
+            self._cache[index] = (frames, flow)
+            self._cache_bytes += size
+        return frames, flow
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -self.num_clips <= index < self.num_clips:
+            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
+        index %= self.num_clips
+        label = self.label_of(index)
+        seed = clip_seed(self.seed, self.split, index)
+        frames, flow = self._rendered(index, label, seed)
+        video = frames.permute(3, 0, 1, 2).contiguous().float().div_(255.0)
         sample: dict[str, Any] = {
             "video": video,
             "label": label,
-            "action": clip.action,
+            "action": self.class_names[label],
             "seed": seed,
         }
-        if self.with_flow:
-            sample["flow"] = torch.from_numpy(clip.flow)
+        if flow is not None:
+            sample["flow"] = flow.clone() if self.cache_mb else flow
         if self.transform is not None:
             sample = self.transform(sample)
         return sample
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned DataLoader workers, ``copy``) without the cached clips."""
+        state = self.__dict__.copy()
+        state["_cache"], state["_cache_bytes"] = {}, 0
+        return state
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_clips={self.num_clips}, seed={self.seed}, "
             f"split={self.split!r}, num_frames={self.num_frames}, size={self.size}, "
-            f"fps={self.fps}, with_flow={self.with_flow}, classes={len(self.class_names)})"
+            f"fps={self.fps}, with_flow={self.with_flow}, classes={len(self.class_names)}"
+            + (f", cache_mb={self.cache_mb:g}" if self.cache_mb else "")
+            + ")"
         )
