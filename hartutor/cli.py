@@ -110,7 +110,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hartutor.data import build_datasets
     from hartutor.models import build_model
     from hartutor.synth import CLASS_NAMES
-    from hartutor.train import TrainConfig, fit
+    from hartutor.train import TrainConfig, fit, seed_everything
 
     num_classes = args.classes or (len(CLASS_NAMES) if args.data == "synthetic" else None)
     if num_classes is None:
@@ -118,6 +118,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         num_classes = len(read_class_index(Layout.find(args.data).splits / "classInd.txt"))
     kwargs = {"preset": args.preset, "num_classes": num_classes}
+    # --seed also sets the initial weights: torch seeds its generator anew in every process.
+    seed_everything(args.seed)
     model = build_model(args.model, **kwargs)
     bundle = build_datasets(
         args.data,
