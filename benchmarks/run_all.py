@@ -395,11 +395,12 @@ def training_section(settings: Settings, machine: Machine) -> report.Section:
             progress=say,
             runner=settings.runner,
         )
-    failing = []
-    for name in names:
-        best = bench_train.best_fit(rows, name)
-        if best is None or best[0] < bench_train.TARGET_CLIPS_PER_S:
-            failing.append((name, best))
+    bests = {name: bench_train.best_fit(rows, name) for name in names}
+    failing = [
+        (name, best)
+        for name, best in bests.items()
+        if best is None or best[0] < bench_train.TARGET_CLIPS_PER_S
+    ]
     goal = (
         f"every tiny preset trains at >= {bench_train.TARGET_CLIPS_PER_S:.0f} clips/s on the "
         f"synthetic set (a {bench_train.RUN_EPOCHS}-epoch run, rendering included)"
@@ -421,7 +422,7 @@ def training_section(settings: Settings, machine: Machine) -> report.Section:
             f"{goal}: {len(names) - len(failing)} of {len(names)} do; " + "; ".join(parts) + ".",
         )
     else:
-        slowest = min((bench_train.best_fit(rows, name) or (0.0, ""))[0] for name in names)
+        slowest = min(best[0] for best in bests.values() if best is not None)
         verdict = report.target_line(True, f"{goal}: the slowest trains {slowest:.1f} clips/s.")
     lines = [
         measured_line(machine, load.others_cores, threads),

@@ -58,8 +58,9 @@ class SyntheticActions(Dataset):
     frames, float32 flow; 192 KiB per clip of 16x64x64, plus 480 KiB of flow), so later epochs
     skip rendering, which costs about as much as training a tiny preset on a clip. Clips past
     the budget are rendered every time. The transform still runs on every access, on a copy.
-    Only the process that owns the dataset fills the cache: DataLoader workers read what it
-    held when they started, so ``num_workers`` never multiplies the memory.
+    Only the process that owns the dataset fills the cache: forked DataLoader workers read what
+    it held when they started, spawned ones get none of it (it is not pickled), and neither
+    adds to it, so ``num_workers`` never multiplies the memory.
     """
 
     def __init__(
