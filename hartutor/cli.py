@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -342,6 +343,17 @@ def _cmd_frozen(args: argparse.Namespace) -> int:
 Command = Callable[[argparse.Namespace], int]
 
 
+def _mebibytes(text: str) -> float:
+    """An argparse type: a memory budget in MiB, a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected MiB >= 0 (0: none), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hartutor.synth.dataset import TRAINING_CACHE_MB
 
@@ -399,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-clips", type=int, default=260, help="synthetic validation clips")
     p.add_argument(
         "--cache-mb",
-        type=float,
+        type=_mebibytes,
         default=None,
         help="MiB of rendered synthetic clips kept in memory per split, so later epochs skip "
         f"rendering (default {TRAINING_CACHE_MB:g}; 0: render every time)",

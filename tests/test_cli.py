@@ -109,7 +109,7 @@ def test_train_then_evaluate_from_the_command_line(tmp_path: Path, capsys):
     assert "time-reversal pairs, reversed clips" in text
 
 
-def test_train_keeps_rendered_clips_within_the_cache_budget_it_is_given(monkeypatch):
+def test_train_keeps_rendered_clips_within_the_cache_budget_it_is_given(monkeypatch, capsys):
     import hartutor.data
     from hartutor.synth import TRAINING_CACHE_MB
 
@@ -130,6 +130,12 @@ def test_train_keeps_rendered_clips_within_the_cache_budget_it_is_given(monkeypa
             main([*args, *extra])
         bundle = bundles.pop()
         assert bundle.train.cache_mb == bundle.val.cache_mb == budget
+    for bad in ("-1", "nan", "lots"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--cache-mb", bad])
+        assert exit_info.value.code == 2
+        assert "argument --cache-mb: expected MiB >= 0" in capsys.readouterr().err
+    assert not bundles  # refused before anything was built
 
 
 def test_train_with_the_same_seed_starts_and_ends_with_the_same_weights(tmp_path: Path):
