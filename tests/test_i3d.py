@@ -27,6 +27,8 @@ from hartutor.models.layers import (
     SameMaxPool3d,
     SamePadConv3d,
     Unit3D,
+    _separable_pool_pays,
+    _zero_pad,
     conv3d,
     fold_batch_norm,
     is_channels_last_3d,
@@ -129,6 +131,61 @@ def test_same_max_pool_matches_tensorflow_in_either_layout(
             )
 
 
+@pytest.mark.parametrize("size", [(5, 7, 8), (1, 2, 3), (2, 1, 4)])
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 3, 3), (3, 1, 1), (2, 2, 2), (1, 1, 1)])
+def test_separable_max_pool_equals_pytorch_max_pool(size: tuple, kernel: tuple) -> None:
+    """The one-axis-at-a-time pool (inference, stride 1) gives F.max_pool3d's values, NaN, -inf
+    and ties included, on maps smaller than the kernel too, as a new channels-last tensor."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size).round()  # rounding makes ties
+    x[0, 1, 0, 0, 0] = float("nan")
+    x[1, 2] = float("-inf")
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    pool = SameMaxPool3d(kernel, 1)
+    assert _separable_pool_pays(x, pool.stride)
+    got = pool(x)
+    pads = tf_same_padding_3d(size, kernel, (1, 1, 1))
+    expected = F.max_pool3d(F.pad(x, pads, value=float("-inf")), kernel, 1)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+    assert is_channels_last_3d(got) or min(size) == 1
+    assert got.data_ptr() != x.data_ptr()
+
+
+def test_max_pool_keeps_pytorch_kernel_where_gradients_flow() -> None:
+    """With autograd (training, saliency) each window's gradient goes to one input, as in
+    PyTorch's kernel; the separable pool would split it between tied maxima."""
+    x = torch.zeros(1, 2, 3, 4, 4).contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_(True)
+    pool = SameMaxPool3d(3, 1)
+    assert not _separable_pool_pays(x, pool.stride)
+    with torch.no_grad():
+        assert _separable_pool_pays(x, pool.stride)
+    pool(x).sum().backward()
+    reference = x.detach().clone().requires_grad_(True)
+    F.max_pool3d(reference, 3, 1, 1).sum().backward()
+    assert torch.equal(x.grad, reference.grad)
+    assert not _separable_pool_pays(torch.zeros(1, 2, 3, 4, 4), (1, 1, 1))  # channels-first
+    assert not _separable_pool_pays(x.detach(), (2, 2, 2))  # strided
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("pads", [(2, 3, 2, 3, 2, 3), (0, 1, 0, 1, 1, 1), (0, 0, 1, 0, 0, 0)])
+def test_zero_pad_equals_f_pad_and_puts_a_cpu_clip_channels_last(
+    pads: tuple, channels_last: bool
+) -> None:
+    """I3D's stem pads once into channels-last: F.pad's values and gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+    clip = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+    got, expected = _zero_pad(clip, pads), F.pad(clip, pads)
+    assert torch.equal(got, expected)
+    assert is_channels_last_3d(got)
+    upstream = torch.randn_like(expected)
+    (grad,) = torch.autograd.grad(got, x, upstream)
+    (expected_grad,) = torch.autograd.grad(expected, x, upstream)
+    assert torch.equal(grad, expected_grad)
+
+
 @pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 1, 1), (1, 7, 7), (2, 2, 2)])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_same_conv_equals_explicit_padding(kernel: tuple, stride: int) -> None:
@@ -146,7 +203,7 @@ def test_same_conv_equals_explicit_padding(kernel: tuple, stride: int) -> None:
 def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Eval on a CPU runs channels-last (speed); the logits and endpoints are those of the
     default layout, and what the model returns is an ordinary contiguous tensor."""
-    import hartutor.models.i3d as i3d_module
+    import hartutor.models.layers as layers_module
 
     torch.manual_seed(0)
     model = build_model("i3d", preset="tiny", num_classes=7).eval()
@@ -159,7 +216,7 @@ def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.Mon
         fast = model(clip)
         features = model.forward_features(clip)
         endpoints = model.forward_endpoints(clip, until="Mixed_4b")
-        monkeypatch.setattr(i3d_module, "cpu_channels_last", lambda x: x)
+        monkeypatch.setattr(layers_module, "computes_channels_last", lambda x: False)
         plain = model(clip)
         plain_features = model.forward_features(clip)
     assert layouts == [True, True, True, False, False]  # the shortcut ran, then was switched off

@@ -201,11 +201,11 @@ def test_a_training_step_computes_channels_last_on_a_cpu_to_float32_accuracy(nam
     model = build_model(name, preset="tiny", num_classes=5).train()
     first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
     layouts: list[bool] = []
-    first_conv.register_forward_pre_hook(
-        lambda module, args: layouts.append(
-            is_channels_last_3d(args[0])
-            if args[0].ndim == 5
-            else args[0].is_contiguous(memory_format=torch.channels_last)
+    first_conv.register_forward_hook(  # the output's layout is the one the conv computed in
+        lambda module, args, out: layouts.append(
+            is_channels_last_3d(out)
+            if out.ndim == 5
+            else out.is_contiguous(memory_format=torch.channels_last)
         )
     )
     clips, labels = torch.rand(4, 3, 16, 64, 64) * 2 - 1, torch.tensor([0, 1, 2, 3])
@@ -217,6 +217,7 @@ def test_a_training_step_computes_channels_last_on_a_cpu_to_float32_accuracy(nam
         return {k: p.grad.double() for k, p in net.named_parameters() if p.grad is not None}
 
     reference = gradients(copy.deepcopy(model).double(), torch.float64)
+    layouts.clear()  # the float64 copy shares the hook; PyTorch's float64 convs are not ours
     ours = gradients(model, torch.float32)
     assert layouts and all(layouts)
     assert ours.keys() == reference.keys()

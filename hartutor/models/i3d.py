@@ -38,7 +38,6 @@ from hartutor.models.layers import (
     SameMaxPool3d,
     TemporalPadding,
     Unit3D,
-    cpu_channels_last,
     is_channels_last_3d,
 )
 from hartutor.models.registry import register_model
@@ -295,7 +294,6 @@ class InceptionI3d(nn.Module):
         if until not in self.endpoint_names:
             raise ValueError(f"unknown endpoint {until!r}; this model has {self.endpoint_names}")
         outputs: dict[str, torch.Tensor] = {}
-        x = cpu_channels_last(x)
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
             outputs[name] = x.contiguous()
@@ -309,7 +307,8 @@ class InceptionI3d(nn.Module):
             raise ValueError(
                 f"I3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
-        x = cpu_channels_last(x)  # same values, faster CPU kernels
+        # The stem conv (always the first endpoint) puts a CPU clip channels-last (faster
+        # kernels, same values) as it pads it: one copy instead of two.
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
         return x.contiguous()

@@ -131,6 +131,27 @@ def _symmetric_padding(pads: Sequence[int]) -> tuple[int, int, int] | None:
     return (t0, h0, w0)
 
 
+def _zero_pad(x: torch.Tensor, pads: Sequence[int]) -> torch.Tensor:
+    """``F.pad(x, pads)`` (zeros; ``pads`` non-negative, in ``F.pad`` order) of the 5D ``x``,
+    built channels-last on a CPU (:func:`cpu_channels_last`).
+
+    ``F.pad`` fills the whole output with zeros and then copies ``x`` over it; this zeroes
+    only the border and copies ``x`` once, converting its layout in the same pass. Before
+    I3D's stem conv (a 3x64x224x224 clip) that saved about 20 of 30 ms here. Autograd
+    flows through the copy as through ``F.pad``.
+    """
+    w0, w1, h0, h1, t0, t1 = pads
+    n, c, t, h, w = x.shape
+    layout = torch.channels_last_3d if computes_channels_last(x) else torch.contiguous_format
+    shape = (n, c, t + t0 + t1, h + h0 + h1, w + w0 + w1)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=layout)
+    for dim, before, after, size in ((2, t0, t1, t), (3, h0, h1, h), (4, w0, w1, w)):
+        out.narrow(dim, 0, before).zero_()
+        out.narrow(dim, before + size, after).zero_()
+    out[:, :, t0 : t0 + t, h0 : h0 + h, w0 : w0 + w] = x
+    return out
+
+
 def _pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
     """Output length of PyTorch's max-pool along one axis (``pooling_output_shape``)."""
     out = (size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
@@ -315,7 +336,8 @@ class Conv3d(nn.Conv3d):
 
 
 class SamePadConv3d(Conv3d):
-    """``nn.Conv3d`` with TensorFlow SAME padding computed from each input's size.
+    """``nn.Conv3d`` with TensorFlow SAME padding computed from each input's size; on a CPU
+    it computes channels-last (:func:`cpu_channels_last`), whatever the input's layout.
 
     Spatial padding is zeros, as TensorFlow. ``temporal_padding="zeros"`` is TensorFlow's
     (and DeepMind's I3D's) behaviour; ``"replicate"`` repeats the first/last frame instead,
@@ -366,8 +388,10 @@ class SamePadConv3d(Conv3d):
         if symmetric is not None:
             # Zeros on both sides: the conv's own padding gives the same sums without
             # materialising a padded copy of the input (every 3x3x3 stride-1 conv of I3D).
-            return conv3d(x, weight, bias, self.stride, symmetric)
-        return conv3d(F.pad(x, pads), weight, bias, self.stride)
+            return conv3d(cpu_channels_last(x), weight, bias, self.stride, symmetric)
+        if _is_tracing():
+            return conv3d(F.pad(x, pads), weight, bias, self.stride)
+        return conv3d(_zero_pad(x, pads), weight, bias, self.stride)
 
     def extra_repr(self) -> str:
         extra = ", temporal_padding='replicate'" if self.temporal_padding == "replicate" else ""
@@ -392,6 +416,8 @@ class SameMaxPool3d(nn.MaxPool3d):
         kernel: tuple[int, int, int] = self.kernel_size  # type: ignore[assignment]
         stride: tuple[int, int, int] = self.stride  # type: ignore[assignment]
         pads = tf_same_padding_3d(x.shape[-3:], kernel, stride)
+        if _separable_pool_pays(x, stride):
+            return _separable_max_pool3d(x, kernel, (pads[4], pads[2], pads[0]))
         native = _native_pool_padding(x.shape[-3:], kernel, stride, pads)
         if native is None:
             x = F.pad(x, pads, value=float("-inf"))
@@ -406,6 +432,48 @@ class SameMaxPool3d(nn.MaxPool3d):
             x = x.contiguous(memory_format=torch.channels_last_3d)
         out = F.max_pool3d(x, kernel, stride, padding, ceil_mode=ceil_mode)
         return out.contiguous() if to_channels_last else out
+
+
+def _separable_pool_pays(x: torch.Tensor, stride: Sequence[int]) -> bool:
+    """Whether :class:`SameMaxPool3d` pools ``x`` one axis at a time
+    (:func:`_separable_max_pool3d`): stride-1 pools of channels-last CPU maps, outside
+    autograd and tracing."""
+    return (
+        not _is_tracing()
+        and all(s == 1 for s in stride)
+        and computes_channels_last(x)
+        and is_channels_last_3d(x)
+        and not (x.requires_grad and torch.is_grad_enabled())
+    )
+
+
+def _separable_max_pool3d(
+    x: torch.Tensor, kernel: Sequence[int], pad_before: Sequence[int]
+) -> torch.Tensor:
+    """Stride-1 SAME max-pool of the channels-last ``x`` as three 1D max passes (T, H, W).
+
+    A max over a box is the max over its rows of the max along each row, so this equals
+    ``F.max_pool3d`` value for value (NaN included); cells past an edge are skipped, as TF's
+    padding never wins. Each pass is an elementwise ``torch.maximum`` of shifted slices,
+    contiguous along channels. On I3D's Inception branch pools (3x3x3, 192-832 channels) it
+    ran 2-4x faster than PyTorch's kernel, which also writes an int64 index per output for
+    a backward pass that inference never runs; so autograd keeps PyTorch's kernel.
+    """
+    source = x
+    for dim, (size, before) in enumerate(zip(kernel, pad_before, strict=True), start=2):
+        if size == 1:
+            continue
+        pooled = source.clone()
+        length = source.shape[dim]
+        for offset in range(-before, size - before):
+            overlap = length - abs(offset)
+            if offset == 0 or overlap <= 0:
+                continue
+            # pooled[i] = max(pooled[i], source[i + offset]) wherever i + offset is in the map
+            target = pooled.narrow(dim, max(0, -offset), overlap)
+            torch.maximum(target, source.narrow(dim, max(0, offset), overlap), out=target)
+        source = pooled
+    return x.clone() if source is x else source  # always a new tensor, as F.max_pool3d
 
 
 def fold_batch_norm(
