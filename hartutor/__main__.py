@@ -2,6 +2,6 @@
 
 import sys
 
-from hartutor.cli import main
+from hartutor.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())
