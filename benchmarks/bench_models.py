@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -337,12 +338,22 @@ def _infer_worker(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _minor_page_faults() -> int:
+    """Minor page faults of this process so far (pages the kernel mapped in and zeroed)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def _head_to_head_worker(payload: dict[str, Any]) -> dict[str, Any]:
-    """I3D, r3d_18 (I3D's input and its own) and a matmul, timed in turn in one process."""
+    """I3D, r3d_18 (I3D's input and its own) and a matmul, timed in turn in one process;
+    with ``keep_freed_memory`` set, under :func:`hartutor.config.keep_freed_memory`."""
     import torch
 
     import hartutor  # noqa: F401
+    from hartutor.config import keep_freed_memory
 
+    kept = bool(payload.get("keep_freed_memory")) and keep_freed_memory()
+    if payload.get("keep_freed_memory") and not kept:
+        raise RuntimeError("this C library does not take glibc's mallopt() settings")
     torch.set_num_threads(int(payload["threads"]))
     device = payload["device"]
     cuda = device.startswith("cuda")
@@ -356,7 +367,8 @@ def _head_to_head_worker(payload: dict[str, Any]) -> dict[str, Any]:
             model = build(case).eval()
         clip = make_clip(case, device)
         calls[key] = (lambda m, x: lambda: m(x))(model, clip)
-    best: dict[str, list[float]] = {key: [] for key in [*keys, "matmul"]}
+    best: dict[str, list[float]] = {key: [] for key in keys}
+    faults: dict[str, list[int]] = {key: [] for key in keys}
     matmul: list[float] = []
     with torch.no_grad(), LoadMonitor() as load:
         for key in keys:
@@ -364,16 +376,24 @@ def _head_to_head_worker(payload: dict[str, Any]) -> dict[str, Any]:
         for _ in range(int(payload["rounds"])):
             matmul.append(matmul_gflops(repeats=3, device=device))
             for key in keys:
+                before = _minor_page_faults()
                 best[key].append(time_call(calls[key], repeats=1, warmup=0, sync=sync).best)
-    best.pop("matmul")
-    return {"seconds": best, "matmul_gflops": matmul, "others_cores": load.others_cores}
+                faults[key].append(_minor_page_faults() - before)
+    return {
+        "seconds": best,
+        "matmul_gflops": matmul,
+        "others_cores": load.others_cores,
+        "page_faults": {key: min(counts) for key, counts in faults.items()},
+        "peak_mb": peak_rss_mb(),
+    }
 
 
 #: Profiler op names by kind, for :func:`breakdown` (self CPU time of each aten op).
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "convolution": ("conv", "mkldnn_convolution"),
     "batch norm": ("batch_norm",),
-    "pooling": ("pool",),
+    # hartutor's stride-1 max-pools run as elementwise maxima (layers._separable_max_pool3d)
+    "pooling": ("pool", "aten::maximum"),
     "activation": ("clamp_min", "relu", "threshold", "hardtanh", "sigmoid"),
     "concatenation": ("aten::cat",),
     "copies and padding": ("copy_", "clone", "contiguous", "fill_", "pad"),
@@ -530,9 +550,11 @@ def head_to_head(
     same_input: bool = True,
     runner: Runner = run_worker,
     env: Mapping[str, str] | None = None,
+    keep_freed_memory: bool = False,
 ) -> dict[str, Any]:
     """Best-of-``rounds`` seconds of I3D and r3d_18 timed alternately, and the matmul peak
-    (``env``: extra environment variables for the worker process)."""
+    (``env``: extra environment variables for the worker process; ``keep_freed_memory``:
+    the worker first calls :func:`hartutor.config.keep_freed_memory`, as the CLI does)."""
     keys = ["i3d", "r3d_18", *(["r3d_18_64"] if same_input else [])]
     payload = {
         "kind": "head_to_head",
@@ -540,6 +562,7 @@ def head_to_head(
         "threads": threads,
         "device": device,
         "rounds": rounds,
+        "keep_freed_memory": keep_freed_memory,
     }
     extra = {"env": dict(env)} if env else {}
     result = runner("benchmarks.bench_models", payload, threads=threads, **extra)
@@ -652,7 +675,8 @@ def head_to_head_table(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"error: {result['error']}"
     peak = max(result["matmul_gflops"])
-    rows = [["fp32 matmul 4096x4096", "—", "—", "—", fmt(peak, 0), "100%"]]
+    faults = result.get("page_faults", {})
+    rows = [["fp32 matmul 4096x4096", "—", "—", "—", fmt(peak, 0), "100%", "—"]]
     for key, seconds in result["seconds"].items():
         case = CASE_BY_KEY[key]
         best = min(seconds)
@@ -665,9 +689,18 @@ def head_to_head_table(result: dict[str, Any]) -> str:
                 f"{best * 1e3:,.0f}",
                 fmt(gflops, 0),
                 fmt(100 * gflops / peak, 0, suffix="%"),
+                f"{faults[key]:,}" if key in faults else "—",
             ]
         )
-    header = ("what", "input", "GFLOP/clip", "ms (best)", "GFLOP/s", "% of matmul peak")
+    header = (
+        "what",
+        "input",
+        "GFLOP/clip",
+        "ms (best)",
+        "GFLOP/s",
+        "% of matmul peak",
+        "page faults per call (fewest)",
+    )
     return markdown_table(header, rows)
 
 

@@ -166,9 +166,12 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         say(f"[inference on {device}] I3D vs r3d_18, timed in turn ({settings.rounds} rounds)")
         duel = duel_in()
         huge: dict[str, Any] | None = None
+        kept: dict[str, Any] | None = None
         if device == "cpu" and not quick and platform.libc_ver()[0] == "glibc":
             say(f"[inference on {device}] the same with transparent huge pages")
             huge = duel_in(env=HUGE_PAGES_ENV)
+            say(f"[inference on {device}] the same with freed memory kept for reuse")
+            kept = duel_in(keep_freed_memory=True)
         profiled = ["i3d", "r3d_18"] if quick else ["i3d", "r3d_18", "r3d_18_64"]
         say(f"[inference on {device}] where the time goes: {', '.join(profiled)}")
         where = (
@@ -221,6 +224,7 @@ def inference_section(settings: Settings, machine: Machine, device: str) -> repo
         *inference_targets(duel, rows, where="on the GPU: " if device != "cpu" else ""),
         "",
         *([huge_pages_paragraph(huge, duel), ""] if huge is not None else []),
+        *([kept_memory_paragraph(kept, duel), ""] if kept is not None else []),
         *(
             [
                 "Where the time goes (`torch.profiler`, self CPU time of one plain call by kind "
@@ -296,27 +300,72 @@ def transparent_huge_pages_mode() -> str:
     return chosen[0] if chosen else "unknown"
 
 
+def _changes_from_default(other: dict[str, Any], duel: dict[str, Any]) -> str:
+    """Each model's GFLOP/s in ``other`` (a head-to-head under other settings) and its change
+    from the default ``duel``, with page faults per call where both counted them."""
+    gflops = bench_models.head_to_head_gflops(other)
+    default = bench_models.head_to_head_gflops(duel) if "error" not in duel else {}
+    faults = other.get("page_faults", {})
+    default_faults = duel.get("page_faults", {})
+    parts = []
+    for key in other["seconds"]:
+        case = bench_models.CASE_BY_KEY[key]
+        part = f"{case.label} {case.input_label} {gflops[key]:.0f}"
+        if default.get(key):
+            part += f" ({gflops[key] / default[key] - 1:+.0%})"
+        if key in faults and key in default_faults:
+            part += f", {default_faults[key]:,} -> {faults[key]:,} page faults a call"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
     """The head-to-head again with huge pages, beside the default allocator's figures."""
     if "error" in huge:
         return f"With transparent huge pages: not measured ({huge['error']})."
-    with_pages = bench_models.head_to_head_gflops(huge)
-    default = bench_models.head_to_head_gflops(duel) if "error" not in duel else {}
-    parts = []
-    for key in huge["seconds"]:
-        change = f" ({with_pages[key] / default[key] - 1:+.0%})" if default.get(key) else ""
-        case = bench_models.CASE_BY_KEY[key]
-        parts.append(f"{case.label} {case.input_label} {with_pages[key]:.0f}{change}")
     return (
         "The same rounds in a process started with glibc's transparent huge pages for large "
         f"blocks (`GLIBC_TUNABLES={HUGE_PAGES_ENV['GLIBC_TUNABLES']}`; this kernel's THP mode: "
         f"`{transparent_huge_pages_mode()}`), GFLOP/s and change from the rounds above: "
-        + "; ".join(parts)
-        + ". glibc gives every block over 32 MB back to the system when it is freed, so the "
-        "next forward pass faults in each 4 KB page of such activations again: at 64x224x224 "
-        "the early activations of I3D (and of r3d_18) are that large, at 16x112x112 none of "
-        "r3d_18's. Users can set the variable before starting Python or Jupyter; the targets "
-        "above are judged without it."
+        + _changes_from_default(huge, duel)
+        + ". By default glibc serves each block above its mmap threshold (which grows to at "
+        "most 32 MB) with a fresh `mmap` and unmaps it when it is freed, and trims the top of "
+        "its heap once more than twice that threshold lies free there; either way the next "
+        "forward pass faults those pages in again, 4 KB at a time, each zeroed by the kernel "
+        "(the page faults counted above). Users can set the variable before starting Python "
+        "or Jupyter; the targets above are judged without it."
+    )
+
+
+def kept_memory_paragraph(kept: dict[str, Any], duel: dict[str, Any]) -> str:
+    """The head-to-head again under :func:`hartutor.config.keep_freed_memory` (what the
+    ``hartutor`` command runs under), and whether I3D then beats r3d_18 on both inputs."""
+    from hartutor.config import KEEP_FREED_MB
+
+    if "error" in kept:
+        return f"With freed memory kept for reuse: not measured ({kept['error']})."
+    gflops = bench_models.head_to_head_gflops(kept)
+    rivals = [k for k in ("r3d_18_64", "r3d_18") if k in gflops]
+    behind = [k for k in rivals if gflops["i3d"] < gflops[k]]
+    if behind:
+        verdict = "fewer GFLOP/s than r3d_18 on " + " and ".join(
+            bench_models.CASE_BY_KEY[k].input_label for k in behind
+        )
+    else:
+        verdict = "at least as many GFLOP/s as r3d_18 on " + (
+            "both inputs" if len(rivals) > 1 else "its input"
+        )
+    rss = ""
+    if "peak_mb" in kept and "peak_mb" in duel:
+        rss = f" Peak RSS of the process: {duel['peak_mb']:.0f} -> {kept['peak_mb']:.0f} MiB."
+    return (
+        "The same rounds in a process that first calls `hartutor.config.keep_freed_memory()` "
+        f"(glibc keeps up to {KEEP_FREED_MB} MiB of freed memory for reuse instead of "
+        "unmapping every block over 32 MB; the `hartutor` command does this), GFLOP/s and "
+        "change from the rounds above: "
+        + _changes_from_default(kept, duel)
+        + f".{rss} With it, I3D runs {verdict}. The targets above are judged on glibc's "
+        "defaults, as a notebook kernel runs."
     )
 
 

@@ -42,6 +42,7 @@ def test_free_cores_threshold() -> None:
         ("aten::slow_conv3d_forward", "convolution"),
         ("aten::native_batch_norm", "batch norm"),
         ("aten::max_pool3d_with_indices", "pooling"),
+        ("aten::maximum", "pooling"),
         ("aten::clamp_min_", "activation"),
         ("aten::cat", "concatenation"),
         ("aten::copy_", "copies and padding"),
@@ -192,6 +193,63 @@ def test_the_huge_pages_duel_runs_in_its_own_environment_and_is_reported_beside_
     failed = run_all.huge_pages_paragraph({"error": "boom"}, duel)
     assert failed == "With transparent huge pages: not measured (boom)."
     assert run_all.transparent_huge_pages_mode() in ("always", "madvise", "never", "unknown")
+
+
+def test_the_kept_memory_duel_asks_its_worker_to_keep_freed_memory_and_says_who_won(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import bench_models, run_all
+
+    monkeypatch.setattr(
+        bench_models, "model_cost", lambda case: type("Cost", (), {"flops": 100e9})()
+    )
+    asked: list[bool] = []
+    i3d_seconds = {False: 1.0, True: 0.5}  # I3D twice as fast when memory is kept
+
+    def runner(module: str, payload: dict, *, threads: int) -> dict:
+        kept = payload["keep_freed_memory"]
+        asked.append(kept)
+        seconds = {key: [0.8] for key in payload["cases"]}
+        seconds["i3d"] = [i3d_seconds[kept]]
+        return {
+            "seconds": seconds,
+            "matmul_gflops": [400.0],
+            "others_cores": 0.0,
+            "page_faults": {key: 0 if kept else 101_000 for key in payload["cases"]},
+            "peak_mb": 650.0 if kept else 610.0,
+        }
+
+    duel = bench_models.head_to_head(threads=2, device="cpu", rounds=1, runner=runner)
+    kept = bench_models.head_to_head(
+        threads=2, device="cpu", rounds=1, runner=runner, keep_freed_memory=True
+    )
+    assert asked == [False, True]
+    assert "| 101,000 |" in bench_models.head_to_head_table(duel)
+    text = run_all.kept_memory_paragraph(kept, duel)
+    assert "hartutor I3D 64x224x224 200 (+100%), 101,000 -> 0 page faults a call" in text
+    assert "torchvision r3d_18 16x112x112 125 (+0%)" in text
+    assert "610 -> 650 MiB" in text
+    assert "I3D runs at least as many GFLOP/s as r3d_18 on both inputs" in text
+    i3d_seconds[True] = 1.0
+    slower = bench_models.head_to_head(
+        threads=2, device="cpu", rounds=1, runner=runner, keep_freed_memory=True
+    )
+    verdict = "I3D runs fewer GFLOP/s than r3d_18 on 64x224x224 and 16x112x112."
+    assert verdict in run_all.kept_memory_paragraph(slower, duel)
+    failed = run_all.kept_memory_paragraph({"error": "boom"}, duel)
+    assert failed == "With freed memory kept for reuse: not measured (boom)."
+
+
+def test_the_kept_memory_worker_refuses_a_c_library_that_ignores_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hartutor.config
+    from benchmarks import bench_models
+
+    monkeypatch.setattr(hartutor.config, "keep_freed_memory", lambda: False)
+    payload = {"cases": ["i3d"], "threads": 1, "device": "cpu", "rounds": 1}
+    with pytest.raises(RuntimeError, match="mallopt"):
+        bench_models._head_to_head_worker({**payload, "keep_freed_memory": True})
 
 
 def test_a_failed_row_reports_the_exception_not_the_hints_printed_after_it() -> None:
