@@ -351,8 +351,7 @@ def _head_to_head_worker(payload: dict[str, Any]) -> dict[str, Any]:
     import hartutor  # noqa: F401
     from hartutor.config import keep_freed_memory
 
-    kept = bool(payload.get("keep_freed_memory")) and keep_freed_memory()
-    if payload.get("keep_freed_memory") and not kept:
+    if payload.get("keep_freed_memory") and not keep_freed_memory():
         raise RuntimeError("this C library does not take glibc's mallopt() settings")
     torch.set_num_threads(int(payload["threads"]))
     device = payload["device"]

@@ -337,6 +337,12 @@ def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
     )
 
 
+def i3d_rivals(gflops: dict[str, float]) -> tuple[list[str], list[str]]:
+    """The r3d_18 runs of a head-to-head (``head_to_head_gflops``) and those I3D trails."""
+    rivals = [k for k in ("r3d_18_64", "r3d_18") if k in gflops]
+    return rivals, [k for k in rivals if gflops["i3d"] < gflops[k]]
+
+
 def kept_memory_paragraph(kept: dict[str, Any], duel: dict[str, Any]) -> str:
     """The head-to-head again under :func:`hartutor.config.keep_freed_memory` (what the
     ``hartutor`` command runs under), and whether I3D then beats r3d_18 on both inputs."""
@@ -345,8 +351,7 @@ def kept_memory_paragraph(kept: dict[str, Any], duel: dict[str, Any]) -> str:
     if "error" in kept:
         return f"With freed memory kept for reuse: not measured ({kept['error']})."
     gflops = bench_models.head_to_head_gflops(kept)
-    rivals = [k for k in ("r3d_18_64", "r3d_18") if k in gflops]
-    behind = [k for k in rivals if gflops["i3d"] < gflops[k]]
+    rivals, behind = i3d_rivals(gflops)
     if behind:
         verdict = "fewer GFLOP/s than r3d_18 on " + " and ".join(
             bench_models.CASE_BY_KEY[k].input_label for k in behind
@@ -379,8 +384,7 @@ def inference_targets(
         lines.append(report.target_line(False, f"I3D vs r3d_18: not measured ({duel['error']})"))
     else:
         g = bench_models.head_to_head_gflops(duel)
-        rivals = [k for k in ("r3d_18_64", "r3d_18") if k in g]
-        slower = [k for k in rivals if g["i3d"] < g[k]]
+        rivals, slower = i3d_rivals(g)
         figures = ", ".join(
             f"r3d_18 {bench_models.CASE_BY_KEY[k].input_label} {g[k]:.0f}" for k in rivals
         )
