@@ -195,6 +195,26 @@ def test_the_huge_pages_duel_runs_in_its_own_environment_and_is_reported_beside_
     assert run_all.transparent_huge_pages_mode() in ("always", "madvise", "never", "unknown")
 
 
+def test_i3d_is_judged_against_r3d_18_on_the_same_clip_with_its_own_clip_beside() -> None:
+    from benchmarks import run_all
+
+    met, text = run_all.i3d_against_r3d_18({"i3d": 194.0, "r3d_18_64": 157.0, "r3d_18": 206.0})
+    assert met
+    assert "I3D 194 GFLOP/s, r3d_18 64x224x224 157 GFLOP/s." in text
+    assert "r3d_18 on its own 16x112x112 clip: 206 GFLOP/s, 6% above I3D's." in text
+    met, text = run_all.i3d_against_r3d_18(
+        {"i3d": 150.0, "r3d_18_64": 157.0, "r3d_18": 120.0}, where="on the GPU: "
+    )
+    assert not met
+    assert text.startswith("on the GPU: full-size I3D")
+    assert "120 GFLOP/s, 20% at or below I3D's." in text
+    # A run without the same-clip row falls back on r3d_18's own clip, and says so.
+    met, text = run_all.i3d_against_r3d_18({"i3d": 194.0, "r3d_18": 206.0})
+    assert not met
+    assert "r3d_18 16x112x112 206 GFLOP/s." in text
+    assert "not timed on I3D's 64x224x224 clip" in text
+
+
 def test_the_kept_memory_duel_asks_its_worker_to_keep_freed_memory_and_says_who_won(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
