@@ -337,12 +337,6 @@ def huge_pages_paragraph(huge: dict[str, Any], duel: dict[str, Any]) -> str:
     )
 
 
-def i3d_rivals(gflops: dict[str, float]) -> tuple[list[str], list[str]]:
-    """The r3d_18 runs of a head-to-head (``head_to_head_gflops``) and those I3D trails."""
-    rivals = [k for k in ("r3d_18_64", "r3d_18") if k in gflops]
-    return rivals, [k for k in rivals if gflops["i3d"] < gflops[k]]
-
-
 def i3d_against_r3d_18(gflops: dict[str, float], *, where: str = "") -> tuple[bool, str]:
     """The I3D-vs-r3d_18 verdict and its line, from ``head_to_head_gflops``.
 
@@ -358,15 +352,15 @@ def i3d_against_r3d_18(gflops: dict[str, float], *, where: str = "") -> tuple[bo
         f"r3d_18 on the same clip in the same run: I3D {i3d:.0f} GFLOP/s, r3d_18 {label} "
         f"{gflops[judged]:.0f} GFLOP/s."
     )
-    if judged != "r3d_18" and "r3d_18" in gflops:
+    if judged == "r3d_18":
+        text += " (r3d_18 was not timed on I3D's 64x224x224 clip in this run.)"
+    elif "r3d_18" in gflops:
         own = gflops["r3d_18"]
         side = "above" if own > i3d else "at or below"
         text += (
-            f" Beside it, r3d_18 on its own 16x112x112 clip: {own:.0f} GFLOP/s, "
-            f"{abs(own / i3d - 1):.0%} {side} I3D's."
+            f" Beside it, r3d_18 on its own {bench_models.CASE_BY_KEY['r3d_18'].input_label} "
+            f"clip: {own:.0f} GFLOP/s, {abs(own / i3d - 1):.0%} {side} I3D's."
         )
-    elif judged == "r3d_18":
-        text += " (r3d_18 was not timed on I3D's 64x224x224 clip in this run.)"
     return i3d >= gflops[judged], text
 
 
@@ -378,7 +372,8 @@ def kept_memory_paragraph(kept: dict[str, Any], duel: dict[str, Any]) -> str:
     if "error" in kept:
         return f"With freed memory kept for reuse: not measured ({kept['error']})."
     gflops = bench_models.head_to_head_gflops(kept)
-    rivals, behind = i3d_rivals(gflops)
+    rivals = [k for k in ("r3d_18_64", "r3d_18") if k in gflops]
+    behind = [k for k in rivals if gflops["i3d"] < gflops[k]]
     if behind:
         verdict = "fewer GFLOP/s than r3d_18 on " + " and ".join(
             bench_models.CASE_BY_KEY[k].input_label for k in behind
