@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hartutor.errors import WeightsError
+from hartutor.errors import HartutorError, WeightsError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -116,3 +118,80 @@ def ucf101_root() -> Path:
     from hartutor.config import data_dir
 
     return data_dir() / "ucf101"
+
+
+# --- Exercises ---------------------------------------------------------------------------------
+
+#: A checker takes the student's answer (and named context such as a model) and returns None when
+#: the answer is right, or one or two sentences saying what is wrong and where to look.
+Checker = Callable[..., "str | None"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One registered exercise: its id (``"05-fixed-point"``), checker and a one-line task."""
+
+    id: str
+    task: str
+    checker: Checker
+
+
+_EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(exercise_id: str, task: str) -> Callable[[Checker], Checker]:
+    """Register ``checker`` as the checker of ``exercise_id`` (used by ``hartutor.exercises``)."""
+
+    def register(checker: Checker) -> Checker:
+        known = _EXERCISES.get(exercise_id)
+        if known is not None and known.checker is not checker:
+            raise ValueError(f"exercise {exercise_id!r} is registered twice")
+        _EXERCISES[exercise_id] = Exercise(exercise_id, task, checker)
+        return checker
+
+    return register
+
+
+def exercises() -> dict[str, Exercise]:
+    """Every registered exercise, by id (the checker modules are imported first)."""
+    from hartutor.exercises import load_all
+
+    load_all()
+    return dict(_EXERCISES)
+
+
+def _unanswered(answer: object) -> bool:
+    return answer is None or answer is Ellipsis
+
+
+def check(exercise_id: str, answer: object, *, quiet: bool = False, **context: Any) -> bool:
+    """Check a student's ``answer`` to exercise ``exercise_id``, say why if it is wrong.
+
+    Prints one verdict (nothing when ``quiet`` and right) and returns True for a right answer.
+    An answer still ``...`` or None counts as not answered yet, never as an error, so that
+    "Run all" goes through a notebook whose exercises are still open. ``context`` passes what
+    the checker needs from the notebook (a model, a clip) by name.
+    """
+    known = exercises()
+    if exercise_id not in known:
+        raise HartutorError(
+            f"no exercise {exercise_id!r}: the known ones are {', '.join(sorted(known))}"
+        )
+    item = known[exercise_id]
+    if _unanswered(answer):
+        if not quiet:
+            print(
+                f"Exercise {exercise_id} is not answered yet: {item.task} "
+                "Write your answer in the cell above (replace the ...), run it, then run this cell."
+            )
+        return False
+    try:
+        problem = item.checker(answer, **context)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as error:
+        problem = f"the answer could not be checked ({type(error).__name__}: {error})."
+    if problem is None:
+        if not quiet:
+            print(f"Exercise {exercise_id}: correct.")
+        return True
+    print(f"Exercise {exercise_id}: not yet. {problem}")
+    return False

@@ -49,3 +49,40 @@ def test_full_mode_requirements_fail_early_with_every_fix(tmp_path: Path):
     assert "hartutor weights download xception_imagenet1k_tf" in message
     assert f"hartutor ucf101 prepare {tmp_path / 'ucf'}" in message
     assert "HARTUTOR_MODE=fast" in message
+
+
+def test_check_says_right_wrong_and_not_answered(capsys):
+    @course.exercise("test-double", "Double 21.")
+    def _double(answer, *, base=21):
+        return None if answer == 2 * base else f"{answer} is not twice {base}."
+
+    assert course.check("test-double", 42)
+    assert "correct" in capsys.readouterr().out
+    assert not course.check("test-double", 41)
+    assert "41 is not twice 21" in capsys.readouterr().out
+    assert not course.check("test-double", 42, base=20)
+    assert not course.check("test-double", ...)
+    assert "not answered yet" in capsys.readouterr().out
+    assert course.check("test-double", 42, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
+def test_check_explains_an_answer_of_the_wrong_type(capsys):
+    @course.exercise("test-length", "Give a list.")
+    def _length(answer):
+        return None if len(answer) == 3 else "three items, please."
+
+    assert not course.check("test-length", 3)
+    assert "could not be checked (TypeError" in capsys.readouterr().out
+
+
+def test_unknown_exercise_and_double_registration_are_refused():
+    with pytest.raises(course.HartutorError, match="no exercise 'nope'"):
+        course.check("nope", 1)
+
+    def first(answer):
+        return None
+
+    course.exercise("test-twice", "x")(first)
+    with pytest.raises(ValueError, match="registered twice"):
+        course.exercise("test-twice", "x")(lambda answer: None)
