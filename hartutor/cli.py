@@ -315,7 +315,9 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
             args.root, download_archives=not args.no_download, progress=not args.quiet
         )
     else:
-        report = ucf101.check_layout(args.root, expect_full=not args.subset)
+        report = ucf101.check_layout(
+            args.root, expect_full=not args.subset, open_videos=not args.quick
+        )
     print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
     for split, (train, test) in sorted(report.split_sizes.items()):
         print(f"  split {split}: {train} train / {test} test")
@@ -605,6 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--subset",
         action="store_true",
         help="check: accept a partial copy (consistency only, not the counts)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="check: listed videos exist and are not empty (default: each also opens)",
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_ucf101)
