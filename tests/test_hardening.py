@@ -502,3 +502,23 @@ def test_shape_overflowing_int64_is_a_clear_error(tmp_path):
     path.write_bytes(table)
     with pytest.raises(WeightsError, match="more than int64"):
         tfc.read_tf_checkpoint_index(path)
+
+
+def test_show_decodes_at_the_size_it_draws(tmp_path, monkeypatch):
+    import hartutor.video
+    from hartutor.video import write_video
+    from hartutor.viz import SHEET_FRAME_PIXELS, show
+
+    frames = torch.randint(0, 255, (4, 480, 720, 3), dtype=torch.uint8)
+    clip = write_video(tmp_path / "big.mp4", frames, fps=8)
+    decoded = []
+    real = hartutor.video.read_video
+
+    def spy(*args, **kwargs):
+        video = real(*args, **kwargs)
+        decoded.append(tuple(video.frames.shape))
+        return video
+
+    monkeypatch.setattr(hartutor.video, "read_video", spy)
+    show(str(clip), tmp_path / "sheet.png", num_frames=4)
+    assert decoded == [(4, SHEET_FRAME_PIXELS, 384, 3)]  # short side 480 -> 256, aspect kept
