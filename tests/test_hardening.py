@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -522,3 +523,44 @@ def test_show_decodes_at_the_size_it_draws(tmp_path, monkeypatch):
     monkeypatch.setattr(hartutor.video, "read_video", spy)
     show(str(clip), tmp_path / "sheet.png", num_frames=4)
     assert decoded == [(4, SHEET_FRAME_PIXELS, 384, 3)]  # short side 480 -> 256, aspect kept
+
+
+def _truncated_faststart_mp4(tmp_path: Path) -> Path:
+    """An H.264 MP4 with its index first (faststart), cut to 40%: the index promises 64 frames."""
+    import av
+
+    whole = tmp_path / "whole.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        stream.options = {"g": "8"}
+        for _ in range(64):
+            image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.4)])
+    return cut
+
+
+def test_truncated_mp4_has_one_true_frame_count(tmp_path):
+    from hartutor.errors import VideoDecodeError
+    from hartutor.video import read_video
+
+    cut = _truncated_faststart_mp4(tmp_path)
+    every = read_video(cut)  # the frames that decode
+    true_count = every.info.num_frames
+    assert 1 < true_count < 64 and len(every.frames) == true_count
+    few = read_video(cut, num_frames=16)  # resampled from the frames that decode
+    assert few.info.num_frames == true_count
+    assert few.info.indices[0] == 0 and few.info.indices[-1] == true_count - 1
+    assert torch.equal(few.frames[-1], every.frames[-1])
+    with pytest.raises(VideoDecodeError, match=f"it has {true_count} frames; 64 were requested"):
+        read_video(cut, num_frames=64)
+    with pytest.raises(VideoDecodeError, match=f"past the end: it has {true_count} frames"):
+        read_video(cut, indices=[0, true_count])
