@@ -37,7 +37,7 @@ def _writer_alive(path: Path, prefix: str) -> bool:
 
 
 def remove_stale_temporaries(
-    target: str | os.PathLike[str], *, older_than: float | None = None
+    target: str | os.PathLike[str], *, older_than: float | None = None, suffix: str | None = None
 ) -> list[Path]:
     """Delete ``.NAME.tmp-*`` files a killed write to ``target`` left beside it; return them.
 
@@ -55,7 +55,7 @@ def remove_stale_temporaries(
     except OSError:
         return []
     for path in candidates:
-        if not path.name.endswith(target.suffix):
+        if not path.name.endswith(target.suffix if suffix is None else suffix):
             continue
         with contextlib.suppress(OSError):
             if not path.is_file() or path.is_symlink():
@@ -99,7 +99,7 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
+    remove_stale_temporaries(target, suffix=suffix)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f"{_tmp_prefix(target)}{os.getpid()}-",
         suffix=target.suffix if suffix is None else suffix,

@@ -3,6 +3,7 @@ memory, and never cost the user work they made. Each case is listed in ``docs/ha
 
 from __future__ import annotations
 
+import collections
 import os
 import struct
 import subprocess
@@ -564,3 +565,183 @@ def test_truncated_mp4_has_one_true_frame_count(tmp_path):
         read_video(cut, num_frames=64)
     with pytest.raises(VideoDecodeError, match=f"past the end: it has {true_count} frames"):
         read_video(cut, indices=[0, true_count])
+
+
+# ------------------------------------------------------------------ property: no tracebacks
+
+
+class _WorkStarted(BaseException):
+    """Raised by the stubs below: the arguments were accepted and the real work would start."""
+
+
+def _start(*args, **kwargs):
+    raise _WorkStarted
+
+
+#: Where each subcommand's work starts; the property test stops it there (no training here).
+WORK = [
+    ("hartutor.synth", "generate_dataset"),
+    ("hartutor.viz", "show"),
+    ("hartutor.params", "parameter_table"),
+    ("hartutor.models", "build_model"),
+    ("hartutor.train", "fuse_checkpoints"),
+    ("hartutor.demo", "run_demo"),
+    ("hartutor.weights", "weights_files"),
+    ("hartutor.ucf101", "prepare"),
+    ("hartutor.features", "pretrained_stream"),
+]
+
+_NUMBERS = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "7",
+    "13",
+    "nan",
+    "inf",
+    "-inf",
+    "1e400",
+    "0.5",
+    "1e-9",
+    "99999999999",
+]
+_WORDS = ["", " ", "x", "a.xyz", "out.png", "cuda", "cpu", "auto", "tiny", "paper", "-", "--", "ü"]
+
+OPTIONS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
+    "info": ([], {}),
+    "synth": (
+        [],
+        {"--out": ["ds", "a.xyz"], "--clips": [], "--seed": [], "--frames": [], "--size": []},
+    ),
+    "show": (
+        ["sit_down", "nosuch.mp4"],
+        {"--out": ["s.png", "s.xyz", "dir/"], "--seed": [], "--frames": []},
+    ),
+    "params": (
+        [],
+        {"--preset": ["paper", "tiny", "big"], "--classes": [], "--format": ["text", "csv"]},
+    ),
+    "train": (
+        ["c3d", "i3d", "nosuch", "two_stream"],
+        {
+            "--epochs": [],
+            "--batch-size": [],
+            "--lr": [],
+            "--weight-decay": [],
+            "--warmup": [],
+            "--classes": [],
+            "--clips": [],
+            "--val-clips": [],
+            "--seed": [],
+            "--workers": [],
+            "--device": ["cpu", "cuda", "cuda:7", "tpu"],
+            "--cache-mb": [],
+            "--optimizer": ["sgd", "adam"],
+            "--preset": ["tiny", "paper"],
+            "--out": ["m.pt", "."],
+        },
+    ),
+    "fuse": (
+        ["i3d_xception_fusion", "two_stream", "i3d", "nosuch"],
+        {
+            "--stream": ["i3d=a.pt", "x", "=", "spatial=s.pt"],
+            "--scratch": ["xception", "temporal"],
+            "--out": ["f.pt"],
+            "--mode": ["logit_sum", "max"],
+        },
+    ),
+    "evaluate": (
+        ["nosuch.pt", "."],
+        {"--clips": [], "--seed": [], "--batch-size": [], "--data": ["synthetic", "nowhere"]},
+    ),
+    "demo": (
+        [],
+        {"--clips": [], "--seed": [], "--out": ["d.png", "d.xyz"], "--video": ["nosuch.mp4"]},
+    ),
+    "weights": (["list", "path", "download", "nope"], {"--quiet": None}),
+    "ucf101": (["check", "prepare", "nope"], {"--subset": None, "--quick": None}),
+    "frozen": (
+        ["nowhere"],
+        {
+            "--cache": ["c"],
+            "--split": [],
+            "--test-clips": [],
+            "--xception-stride": [],
+            "--epochs": [],
+            "--lr": [],
+            "--seed": [],
+            "--batch-size": [],
+            "--workers": [],
+            "--device": ["cpu", "cuda"],
+        },
+    ),
+}
+
+
+OUTCOMES: collections.Counter[tuple[str, str]] = collections.Counter()
+
+
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_random_arguments_give_exit_0_or_one_line(command, tmp_path, monkeypatch):
+    import contextlib
+    import importlib
+    import io
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    for module, name in WORK:
+        monkeypatch.setattr(importlib.import_module(module), name, _start)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARTUTOR_CACHE", str(tmp_path / "cache"))
+    positionals, options = OPTIONS[command]
+    value = st.one_of(
+        st.sampled_from(_NUMBERS + _WORDS),
+        st.integers(-(10**12), 10**12).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.text(max_size=6),
+    )
+
+    def option(flag: str) -> st.SearchStrategy[list[str]]:
+        if options[flag] is None:
+            return st.just([flag])
+        choices = options[flag]
+        values = st.one_of(st.sampled_from(choices), value) if choices else value
+        return values.map(lambda v: [flag, v])
+
+    argv = st.tuples(
+        st.lists(st.sampled_from(positionals), max_size=2) if positionals else st.just([]),
+        st.lists(st.sampled_from(sorted(options)).flatmap(option), max_size=4)
+        if options
+        else st.just([]),
+        st.sampled_from([[], ["--threads", "1"], ["--threads", "0"], ["--threads", "x"]]),
+    ).map(lambda t: [*t[2], command, *t[0], *(item for pair in t[1] for item in pair)])
+
+    @settings(
+        max_examples=int(os.environ.get("HARTUTOR_PROPERTY_EXAMPLES", "25")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        database=None,
+    )
+    @given(argv)
+    def check(args: list[str]) -> None:
+        err, out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                code = main(args)
+            except SystemExit as exit_info:
+                code = exit_info.code
+            except _WorkStarted:
+                OUTCOMES[command, "started"] += 1
+                return  # accepted: the work would start here
+        text = err.getvalue()
+        OUTCOMES[command, f"exit {code}"] += 1
+        assert "Traceback" not in text, (args, text)
+        assert code in (0, 1, 2), (args, code, text)
+        if code:
+            errors = [line for line in text.splitlines() if ": error: " in line]
+            assert len(errors) == 1, (args, text)
+            assert "unexpected" not in errors[0], (args, text)  # a bug: an unplanned failure
+
+    check()

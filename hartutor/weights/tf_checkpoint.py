@@ -28,7 +28,6 @@ import itertools
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -794,15 +793,13 @@ def load_tf_checkpoint(
 
 
 def _atomic_write(path: Path, payload: Iterable[bytes | memoryview]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in payload:
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the chunks to ``path`` atomically (fsync'ed; stale temporaries cleaned)."""
+    from hartutor._fileio import atomic_path
+
+    # ".tmp": a temporary "*.index" would look like a second checkpoint in the folder
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as handle:
+        for chunk in payload:
+            handle.write(chunk)
 
 
 def write_tf_checkpoint(
