@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--clips",
-        type=cli_type(rules.int_rule("number of clips", 1, 256)),
+        type=cli_type(rules.DEMO_CLIPS),
         default=4,
         help="synthetic clips to render (default 4)",
     )

@@ -123,6 +123,8 @@ NUM_CLIPS = int_rule("number of clips", 1, MAX_CLIPS)
 FRAME_SIZE = int_rule("frame size", 8, 1024)
 NUM_FRAMES = int_rule("number of frames", 1, 1024)
 PRESET = choice_rule("preset", ("paper", "tiny"))
+#: The demo renders and draws every clip: a figure of more would not be read.
+DEMO_CLIPS = int_rule("num_clips", 1, 256)
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,3})?)$")
 
