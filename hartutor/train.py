@@ -250,17 +250,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
-        raise WeightsError(f"checkpoint {str(path)!r} {what}")
+        raise WeightsError(f"checkpoint {path} {what}")
     check_archive_size(path, MAX_CHECKPOINT_BYTES, what="checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated zip, foreign objects
         raise WeightsError(
-            f"checkpoint {str(path)!r} could not be read safely ({unsafe_load_reason(err)}); "
+            f"checkpoint {path} could not be read safely ({unsafe_load_reason(err)}); "
             "it may be truncated, corrupt, or not a hartutor checkpoint"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{str(path)!r} is not a {CHECKPOINT_FORMAT} file")
+        raise WeightsError(f"{path} is not a {CHECKPOINT_FORMAT} file")
     if not isinstance(payload.get("state_dict"), Mapping):
         raise WeightsError(f"checkpoint {str(path)!r} holds no state_dict (corrupt file)")
     return payload
