@@ -745,3 +745,40 @@ def test_random_arguments_give_exit_0_or_one_line(command, tmp_path, monkeypatch
             assert "unexpected" not in errors[0], (args, text)  # a bug: an unplanned failure
 
     check()
+
+
+def test_parser_rules_agree_with_the_renderer_and_the_dataset():
+    from hartutor import validation as rules
+    from hartutor.synth import dataset, render_clip
+
+    assert rules.MAX_SEED == dataset.MAX_SEED
+    for size in (7, 8, 1024, 1025):
+        accepted = rules.FRAME_SIZE.check(size) is None
+        try:
+            render_clip("sit_down", 0, num_frames=1, size=size)
+            rendered = True
+        except ValueError:
+            rendered = False
+        assert accepted == rendered, size
+    for frames in (0, 1, 1024, 1025):
+        accepted = rules.NUM_FRAMES.check(frames) is None
+        try:
+            render_clip("sit_down", 0, num_frames=frames, size=8)
+            rendered = True
+        except ValueError:
+            rendered = False
+        assert accepted == rendered, frames
+
+
+def test_a_read_only_folder_is_named_before_work(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from hartutor._fileio import check_writable
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputError, match=r"ckpt\.pt.*read-only"):
+        check_writable(tmp_path / "ckpt.pt", what="checkpoint")
