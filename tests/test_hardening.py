@@ -782,3 +782,20 @@ def test_a_read_only_folder_is_named_before_work(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(OutputError, match=r"ckpt\.pt.*read-only"):
         check_writable(tmp_path / "ckpt.pt", what="checkpoint")
+
+
+def test_timm_loader_does_not_repeat_the_unsafe_advice(tmp_path):
+    import datetime
+
+    from hartutor.models import build_model
+    from hartutor.weights.loaders import _load_timm
+    from hartutor.weights.registry import get_weights
+
+    entry = get_weights("xception_imagenet1k_tf")
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"x": datetime.date(2020, 1, 1)}, foreign)  # refused by a safe load
+    with pytest.raises(WeightsError) as info:
+        _load_timm(build_model("xception", num_classes=1000), foreign, entry)
+    assert "weights_only=False" in str(info.value.__cause__)  # timm's own text has the advice
+    assert "weights_only=False" not in str(info.value)
+    assert "foreign.pth" in str(info.value)
