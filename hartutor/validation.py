@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,10 +50,9 @@ class Rule(Generic[T]):
 
 def _int_check(low: int | None, high: int | None) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if not (hasattr(value, "__index__") and not isinstance(value, bool)):
-                return "must be an integer"
-            value = int(value)
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            return "must be an integer"  # numpy integers are accepted, floats and bools not
+        value = operator.index(value)
         if low is not None and value < low:
             return f"must be >= {low}" if high is None else f"must be in [{low}, {high}]"
         if high is not None and value > high:

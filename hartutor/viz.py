@@ -198,9 +198,12 @@ def save_figure(
     fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120, **savefig_kwargs: object
 ) -> Path:
     """Save ``fig`` to ``path`` atomically (format from the suffix: .png, .pdf, .svg, ...)."""
+    from hartutor.validation import FIGURE_PATH
+
     path = Path(path)
     if not path.suffix:
         raise ValueError(f"cannot tell the image format of {path}: add a suffix such as .png")
+    FIGURE_PATH(path, "figure file")  # the rule of the CLI's --out, before any drawing is lost
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower(), **savefig_kwargs)
     return path

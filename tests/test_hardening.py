@@ -799,3 +799,13 @@ def test_timm_loader_does_not_repeat_the_unsafe_advice(tmp_path):
     assert "weights_only=False" in str(info.value.__cause__)  # timm's own text has the advice
     assert "weights_only=False" not in str(info.value)
     assert "foreign.pth" in str(info.value)
+
+
+def test_save_figure_refuses_an_unknown_format_as_the_cli_does(tmp_path):
+    from matplotlib.figure import Figure
+
+    from hartutor.viz import save_figure
+
+    with pytest.raises(ArgumentError, match=r"figure file must end in a figure format"):
+        save_figure(Figure(), tmp_path / "a.xyz")
+    assert not list(tmp_path.iterdir())
