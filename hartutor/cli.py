@@ -316,7 +316,10 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
         )
     else:
         report = ucf101.check_layout(
-            args.root, expect_full=not args.subset, open_videos=not args.quick
+            args.root,
+            expect_full=not args.subset,
+            open_videos=not args.quick,
+            progress=not args.quiet,
         )
     print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
     for split, (train, test) in sorted(report.split_sizes.items()):

@@ -156,7 +156,7 @@ class LayoutReport:
 
 
 def check_layout(
-    root: str | Path, *, expect_full: bool = True, open_videos: bool = True
+    root: str | Path, *, expect_full: bool = True, open_videos: bool = True, progress: bool = False
 ) -> LayoutReport:
     """Verify an unpacked UCF101: its split files, that every listed video exists and opens
     (its first frame decodes; ``open_videos=False`` checks existence and size only) and, with
@@ -203,7 +203,9 @@ def check_layout(
             problems.append(f"split {split}: {sizes[split]} videos, expected {SPLIT_SIZES[split]}")
     if not sizes and not problems:
         problems.append(f"no split files in {layout.splits} (trainlist0N.txt and testlist0N.txt)")
-    for relpath in listed:
+    from tqdm.auto import tqdm
+
+    for relpath in tqdm(listed, desc="opening listed videos", unit="video", disable=not progress):
         path = layout.videos / relpath
         if not path.is_file():
             missing.append(relpath)
