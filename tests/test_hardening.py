@@ -809,3 +809,20 @@ def test_save_figure_refuses_an_unknown_format_as_the_cli_does(tmp_path):
     with pytest.raises(ArgumentError, match=r"figure file must end in a figure format"):
         save_figure(Figure(), tmp_path / "a.xyz")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unplanned_failure_is_one_line_unless_debugging(capsys, monkeypatch, tmp_path):
+    import hartutor.viz
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(hartutor.viz, "show", bug)
+    argv = ["show", "sit_down", "--out", str(tmp_path / "s.png")]
+    code, err = run(argv, capsys)
+    assert code == 1
+    assert "unexpected ZeroDivisionError: division by zero" in error_line(err)
+    assert "HARTUTOR_DEBUG=1" in error_line(err)
+    monkeypatch.setenv("HARTUTOR_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(argv)
