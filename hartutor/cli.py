@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hartutor import validation as rules
+from hartutor._fileio import check_writable, describe_os_error
 from hartutor.errors import HartutorError
+from hartutor.validation import cli_type
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -76,6 +81,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     """Write a synthetic action dataset in UCF101's layout."""
     from hartutor.synth import generate_dataset
 
+    check_writable(args.out, folder=True, what="dataset folder")
     out = generate_dataset(
         args.out,
         num_clips=args.clips,
@@ -92,6 +98,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     """Contact sheet of a video file, or of a synthetic clip of a class (with its true flow)."""
     from hartutor.viz import show
 
+    check_writable(args.out, what="figure")
     out = show(args.target, args.out, seed=args.seed, num_frames=args.frames)
     print(f"wrote {out}")
     return 0
@@ -113,12 +120,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hartutor.synth import CLASS_NAMES
     from hartutor.train import TrainConfig, fit, seed_everything
 
-    num_classes = args.classes or (len(CLASS_NAMES) if args.data == "synthetic" else None)
-    if num_classes is None:
+    if args.data == "synthetic":
+        data_classes = len(CLASS_NAMES)
+    else:
         from hartutor.ucf101 import Layout, read_class_index
 
-        num_classes = len(read_class_index(Layout.find(args.data).splits / "classInd.txt"))
+        data_classes = len(read_class_index(Layout.find(args.data).splits / "classInd.txt"))
+    num_classes = args.classes if args.classes is not None else data_classes
+    if num_classes < data_classes:
+        raise HartutorError(
+            f"--classes {num_classes} is fewer than the {data_classes} classes of {args.data}: "
+            "their labels would not fit the classifier; leave --classes out"
+        )
     kwargs = {"preset": args.preset, "num_classes": num_classes}
+    out = args.out or Path("checkpoints") / f"{args.model}_{args.preset}.pt"
+    _check_train_outputs(args, out, kwargs)
     # --seed also sets the initial weights: torch seeds its generator anew in every process.
     seed_everything(args.seed)
     model = build_model(args.model, **kwargs)
@@ -144,7 +160,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
-    out = args.out or Path("checkpoints") / f"{args.model}_{args.preset}.pt"
     print(
         f"training {args.model} ({args.preset}, {_count(model):,} parameters) on "
         f"{bundle.description}"
@@ -179,18 +194,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_train_outputs(args: argparse.Namespace, out: Path, kwargs: dict[str, object]) -> None:
+    """Before any training: never replace a finished run by accident; outputs are writable;
+    a resumed checkpoint was made for this model and class count."""
+    from hartutor.train import check_resumable
+
+    if out.exists() and not out.is_dir():
+        if args.resume:
+            check_resumable(out, args.model, kwargs)
+        elif not args.overwrite:
+            raise HartutorError(
+                f"checkpoint {str(out)!r} exists: pass --resume to continue that run, "
+                "--overwrite to replace it, or another --out"
+            )
+    check_writable(out, what="checkpoint")
+    if args.export is not None:
+        check_writable(args.export, what="release copy")
+
+
 def _cmd_fuse(args: argparse.Namespace) -> int:
     """Late fusion of separately trained streams, saved as one checkpoint."""
     from hartutor.train import fuse_checkpoints
 
     streams = {}
-    for item in args.stream:
+    for item in args.stream or []:
         name, sep, path = item.partition("=")
-        if not sep:
-            raise SystemExit(f"hartutor fuse: --stream wants NAME=CHECKPOINT, got {item!r}")
+        if not sep or not name or not path:
+            raise HartutorError(f"--stream wants NAME=CHECKPOINT, got {item!r}")
+        if name in streams:
+            raise HartutorError(f"stream {name!r} is given twice")
         streams[name] = Path(path)
-    out = fuse_checkpoints(args.model, streams, args.out, preset=args.preset, mode=args.mode)
-    print(f"fused {', '.join(streams)} into {out}")
+    check_writable(args.out, what="fused checkpoint")
+    out = fuse_checkpoints(
+        args.model,
+        streams,
+        args.out,
+        preset=args.preset,
+        mode=args.mode,
+        scratch=args.scratch or (),
+    )
+    untrained = f" ({', '.join(args.scratch)} untrained)" if args.scratch else ""
+    print(f"fused {', '.join(streams)}{untrained} into {out}")
     return 0
 
 
@@ -271,7 +315,12 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
             args.root, download_archives=not args.no_download, progress=not args.quiet
         )
     else:
-        report = ucf101.check_layout(args.root, expect_full=not args.subset)
+        report = ucf101.check_layout(
+            args.root,
+            expect_full=not args.subset,
+            open_videos=not args.quick,
+            progress=not args.quiet,
+        )
     print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
     for split, (train, test) in sorted(report.split_sizes.items()):
         print(f"  split {split}: {train} train / {test} test")
@@ -285,6 +334,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job: the I3D + Xception fusion on synthetic clips (or a video), in seconds."""
     from hartutor.demo import format_result, run_demo
 
+    check_writable(args.out, what="figure")
     result = run_demo(video=args.video, num_clips=args.clips, seed=args.seed, out=args.out)
     print(format_result(result))
     return 0
@@ -301,7 +351,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             print(f"{name:<42} {info['label_set']:<12} {'cached' if cached else '-'}")
         return 0
     if not args.names:
-        raise SystemExit(f"hartutor weights {args.action}: name at least one entry (see 'list')")
+        raise HartutorError("name at least one weights entry (see 'hartutor weights list')")
     for name in args.names:
         files = weights_files(name, download=args.action == "download", progress=not args.quiet)
         for path in files:
@@ -313,6 +363,7 @@ def _cmd_frozen(args: argparse.Namespace) -> int:
     """The poster's I3D + Xception late fusion by the frozen-feature route (linear heads)."""
     from hartutor.features import HeadConfig, pretrained_stream, reproduce_fusion
 
+    check_writable(args.cache, folder=True, what="feature cache")
     classes = [c for c in args.classes.split(",") if c] if args.classes else None
     common = {
         "split": args.split,
@@ -354,6 +405,18 @@ def _mebibytes(text: str) -> float:
     return value
 
 
+CLIPS = cli_type(rules.NUM_CLIPS)
+SEED = cli_type(rules.SEED)
+FRAMES = cli_type(rules.NUM_FRAMES)
+FIGURE = cli_type(rules.FIGURE_PATH)
+CLASSES = cli_type(rules.NUM_CLASSES)
+EPOCHS = cli_type(rules.EPOCHS)
+BATCH = cli_type(rules.BATCH_SIZE)
+LR = cli_type(rules.LEARNING_RATE)
+WORKERS = cli_type(rules.NUM_WORKERS)
+DEVICE = cli_type(rules.DEVICE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hartutor.synth.dataset import TRAINING_CACHE_MB
 
@@ -361,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hartutor",
         description="Video human activity recognition, from single frames to I3D + Xception.",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=cli_type(rules.NUM_THREADS), default=None, help="torch CPU threads"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="versions, compatibility shims, directories, threads")
@@ -369,37 +434,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="generate the synthetic action dataset (UCF101 layout)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    p.add_argument("--size", type=int, default=64, help="frame height and width (default 64)")
+    p.add_argument("--clips", type=CLIPS, default=200, help="number of clips (default 200)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--frames", type=FRAMES, default=16, help="frames per clip (default 16)")
+    p.add_argument(
+        "--size", type=cli_type(rules.FRAME_SIZE), default=64, help="frame side (default 64)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("show", help="contact sheet of a video file or a synthetic action class")
     p.add_argument("target", help="a video file, or a synthetic class name such as sit_down")
-    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic clip")
-    p.add_argument("--frames", type=int, default=16, help="frames to sample")
+    p.add_argument("--out", type=FIGURE, required=True, help="PNG file to write")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic clip")
+    p.add_argument("--frames", type=FRAMES, default=16, help="frames to sample")
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("params", help="parameters and GFLOPs of every model vs the poster")
     p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
-    p.add_argument("--classes", type=int, default=101, help="classifier size (default 101)")
+    p.add_argument("--classes", type=CLASSES, default=101, help="classifier size (default 101)")
     p.add_argument("--format", choices=["markdown", "text"], default="markdown")
     p.set_defaults(func=_cmd_params)
 
     p = sub.add_parser("train", help="train a model on the synthetic set or a UCF101-style folder")
-    p.add_argument("model", help="registry name, e.g. i3d, c3d, single_frame (see hartutor params)")
+    p.add_argument(
+        "model",
+        type=cli_type(rules.MODEL_NAME),
+        help="registry name, e.g. i3d, c3d, single_frame (see hartutor params)",
+    )
     p.add_argument("--data", default="synthetic", help="'synthetic' or a UCF101-layout folder")
     p.add_argument("--preset", choices=["paper", "tiny"], default="tiny")
-    p.add_argument("--classes", type=int, default=None, help="default: from the data")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--classes", type=CLASSES, default=None, help="default: from the data")
+    p.add_argument("--epochs", type=EPOCHS, default=10)
+    p.add_argument("--batch-size", type=BATCH, default=16)
+    p.add_argument("--lr", type=LR, default=2e-3)
+    p.add_argument("--weight-decay", type=cli_type(rules.WEIGHT_DECAY), default=1e-4)
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
-    p.add_argument("--warmup", type=float, default=0.5, help="warm-up epochs (default 0.5)")
+    p.add_argument(
+        "--warmup",
+        type=cli_type(rules.WARMUP_EPOCHS),
+        default=0.5,
+        help="warm-up epochs (default 0.5)",
+    )
     p.add_argument(
         "--fusion-loss",
         choices=["streams", "fused"],
@@ -407,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fusions (two_stream, i3d_xception_fusion): train each stream on its own loss "
         "(default, as the papers) or on the fused score",
     )
-    p.add_argument("--clips", type=int, default=1300, help="synthetic training clips")
-    p.add_argument("--val-clips", type=int, default=260, help="synthetic validation clips")
+    p.add_argument("--clips", type=CLIPS, default=1300, help="synthetic training clips")
+    p.add_argument("--val-clips", type=CLIPS, default=260, help="synthetic validation clips")
     p.add_argument(
         "--cache-mb",
         type=_mebibytes,
@@ -416,11 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="MiB of rendered synthetic clips kept in memory per split, so later epochs skip "
         f"rendering (default {TRAINING_CACHE_MB:g}; 0: render every time)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--workers", type=WORKERS, default=0, help="DataLoader worker processes")
+    p.add_argument("--device", type=DEVICE, default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", type=Path, default=None, help="checkpoint file to write")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue the run in --out")
+    resume.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out (a new run)"
+    )
     p.add_argument(
         "--export", type=Path, default=None, help="also write a weights-only release copy here"
     )
@@ -428,13 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("fuse", help="late-fuse separately trained streams into one checkpoint")
-    p.add_argument("model", help="fusion model, e.g. i3d_xception_fusion")
+    p.add_argument(
+        "model", type=cli_type(rules.FUSION_MODEL), help="fusion model, e.g. i3d_xception_fusion"
+    )
     p.add_argument(
         "--stream",
         action="append",
-        required=True,
         metavar="NAME=CHECKPOINT",
         help="a trained stream, e.g. i3d=i3d_tiny.pt (repeat per stream)",
+    )
+    p.add_argument(
+        "--scratch",
+        action="append",
+        metavar="NAME",
+        help="a stream that starts untrained (random weights), said explicitly",
     )
     p.add_argument("--preset", choices=["paper", "tiny"], default="tiny")
     p.add_argument("--mode", choices=["softmax_mean", "logit_sum"], default="softmax_mean")
@@ -444,9 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint, with temporal diagnostics")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", default=None, help="default: the data it was trained on")
-    p.add_argument("--clips", type=int, default=520, help="synthetic clips to evaluate")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--clips", type=CLIPS, default=520, help="synthetic clips to evaluate")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--batch-size", type=BATCH, default=32)
     p.add_argument(
         "--diagnostics",
         action="store_true",
@@ -462,16 +549,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, required=True, help="folder for the feature files")
     p.add_argument("--split", type=int, choices=[1, 2, 3], default=1)
     p.add_argument("--classes", default=None, help="comma-separated class names (a subset)")
-    p.add_argument("--test-clips", type=int, default=3, help="clips per test video")
+    p.add_argument(
+        "--test-clips",
+        type=cli_type(rules.int_rule("clips per video", 1, 100)),
+        default=3,
+        help="clips per test video",
+    )
     p.add_argument("--i3d-weights", default="i3d_rgb_kinetics600_scratch")
     p.add_argument("--xception-weights", default="xception_imagenet1k_tf")
-    p.add_argument("--xception-stride", type=int, default=8, help="frame stride of its 8 frames")
-    p.add_argument("--epochs", type=int, default=60, help="linear-head epochs")
-    p.add_argument("--lr", type=float, default=1e-3, help="linear-head learning rate")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--xception-stride",
+        type=cli_type(rules.int_rule("frame stride", 1, 1000)),
+        default=8,
+        help="frame stride of its 8 frames",
+    )
+    p.add_argument("--epochs", type=EPOCHS, default=60, help="linear-head epochs")
+    p.add_argument("--lr", type=LR, default=1e-3, help="linear-head learning rate")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--batch-size", type=BATCH, default=8, help="clips per forward pass")
+    p.add_argument("--workers", type=WORKERS, default=0, help="DataLoader worker processes")
+    p.add_argument("--device", type=DEVICE, default="auto")
     p.add_argument("--no-download", action="store_true", help="use cached weights only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_frozen)
@@ -483,9 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a video file (full-size models when their weights are cached)",
     )
-    p.add_argument("--clips", type=int, default=4, help="synthetic clips to render (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("hartutor-demo.png"), help="figure to write")
+    p.add_argument(
+        "--clips",
+        type=cli_type(rules.DEMO_CLIPS),
+        default=4,
+        help="synthetic clips to render (default 4)",
+    )
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--out", type=FIGURE, default=Path("hartutor-demo.png"), help="figure to write")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("weights", help="list, download or locate pretrained weights")
@@ -509,6 +611,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check: accept a partial copy (consistency only, not the counts)",
     )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="check: listed videos exist and are not empty (default: each also opens)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_ucf101)
 
@@ -516,21 +623,61 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hartutor`` console script."""
+    """Entry point of the ``hartutor`` console script.
+
+    A bad argument is a usage error (exit 2, from the parser); an error the user can act on
+    (:class:`~hartutor.errors.HartutorError`) is one line and exit 2; a file system error one
+    line naming the file, exit 1; anything else one line, exit 1 (``HARTUTOR_DEBUG=1`` shows
+    the traceback). Output cut short by a closed pipe (``| head -1``) ends quietly.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        from hartutor.config import configure_threads
-
-        configure_threads(args.threads)
+    prog = f"hartutor {args.command}"
     try:
+        if args.threads is not None:
+            from hartutor.config import configure_threads
+
+            configure_threads(args.threads)
         return args.func(args)
     except HartutorError as err:
-        print(f"hartutor {args.command}: error: {err}", file=sys.stderr)
+        _error(prog, str(err))
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    except OSError as err:
+        _error(prog, f"{describe_os_error(err)}; check the path, the free space and permissions")
+        return 1
+    except MemoryError:
+        _error(prog, "out of memory; use a smaller model, batch or clip count")
+        return 1
     except KeyboardInterrupt:
-        print(f"hartutor {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if os.environ.get("HARTUTOR_DEBUG"):
+            raise
+        _error(
+            prog,
+            f"unexpected {type(err).__name__}: {err} (a bug: please report it with the command; "
+            "HARTUTOR_DEBUG=1 shows the traceback)",
+        )
+        return 1
+
+
+def _error(prog: str, message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    line = " ".join(message.split())
+    with contextlib.suppress(BrokenPipeError, ValueError):
+        print(f"{prog}: error: {line}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the exit flush raises nothing
+    (the recipe of Python's documentation, signal module, "Note on SIGPIPE")."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # captured: no real fd
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def console_main() -> int:
@@ -541,7 +688,13 @@ def console_main() -> int:
     from hartutor.config import keep_freed_memory
 
     keep_freed_memory()
-    return main()
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -212,8 +212,9 @@ def run_demo(
 
     notes: list[str] = []
     if video is None:
-        if num_clips < 1:
-            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        from hartutor.validation import DEMO_CLIPS
+
+        DEMO_CLIPS(num_clips, "num_clips")  # the rule of `hartutor demo --clips`
         classes = [DEMO_CLASSES[i % len(DEMO_CLASSES)] for i in range(num_clips)]
         # Consecutive classes share a seed, so a reversal pair shows the very same frames.
         clips = [

@@ -30,3 +30,18 @@ class DataError(HartutorError, RuntimeError):
 
 class ModelError(HartutorError, ValueError):
     """A model was built or called with a value it cannot use (shape, option, preset)."""
+
+
+class ArgumentError(HartutorError, ValueError):
+    """A value given to a function or the CLI is out of its accepted range."""
+
+
+class OutputError(HartutorError, RuntimeError):
+    """A file or folder cannot be written where the user asked (a folder, read-only, full)."""
+
+
+class UnknownNameError(HartutorError, KeyError):
+    """A name (model, weights entry) that hartutor does not know; the message lists the known."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""

@@ -312,6 +312,9 @@ def parameter_table(
     """Measure every model of the timeline (``preset="tiny"``: the teaching versions)."""
     if preset not in ("paper", "tiny"):
         raise TableError(f"preset={preset!r} is not supported; use 'paper' or 'tiny'")
+    from hartutor.validation import NUM_CLASSES
+
+    NUM_CLASSES(num_classes, "num_classes")  # the rule `hartutor params --classes` applies
     return [
         measure_row(spec, preset=preset, num_classes=num_classes, device=device) for spec in models
     ]

@@ -26,12 +26,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hartutor._fileio import atomic_path, unsafe_load_reason
+from hartutor import validation as rules
+from hartutor._fileio import (
+    atomic_path,
+    check_archive_size,
+    describe_os_error,
+    unsafe_load_reason,
+)
 from hartutor.config import configure_threads
-from hartutor.errors import HartutorError, WeightsError
+from hartutor.errors import HartutorError, ModelError, OutputError, WeightsError
 from hartutor.metrics import ClassificationResult, accumulate
 
 CHECKPOINT_FORMAT = "hartutor-checkpoint-v1"
+#: A checkpoint's tensors may take this much memory once loaded, no more (its zip entries are
+#: summed before ``torch.load``, so a small file cannot expand into a huge allocation).
+MAX_CHECKPOINT_BYTES = 4 * 1024**3
+#: A model rebuilt from a checkpoint's stored arguments may hold this many parameters.
+MAX_MODEL_PARAMETERS = 1_000_000_000
 
 
 class TrainingDiverged(HartutorError, FloatingPointError):
@@ -65,12 +76,19 @@ class TrainConfig:
     fusion_loss: Literal["streams", "fused"] = "streams"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
-            )
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be a positive number, got {self.lr}")
+        # The CLI's parser applies the same rules (hartutor.validation): one set of rules.
+        rules.EPOCHS(self.epochs, "epochs")
+        rules.BATCH_SIZE(self.batch_size, "batch_size")
+        rules.LEARNING_RATE(self.lr, "learning rate")
+        rules.WEIGHT_DECAY(self.weight_decay, "weight_decay")
+        rules.WARMUP_EPOCHS(self.warmup_epochs, "warmup_epochs")
+        rules.SEED(self.seed, "seed")
+        rules.NUM_WORKERS(self.num_workers, "num_workers")
+        if self.num_threads is not None:
+            rules.NUM_THREADS(self.num_threads, "num_threads")
+        rules.choice_rule("optimizer", ("adamw", "sgd"))(self.optimizer)
+        rules.choice_rule("schedule", ("cosine", "constant"))(self.schedule)
+        rules.choice_rule("fusion_loss", ("streams", "fused"))(self.fusion_loss)
 
 
 @dataclass
@@ -97,6 +115,10 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; a device torch lacks here is refused."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    rules.DEVICE(device, "device")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -183,18 +205,53 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """``torch.save`` ``payload`` atomically: the file is complete or absent, never half."""
+    """``torch.save`` ``payload`` atomically: the file is complete or absent, never half.
+
+    A failed write (a full disk, a read-only folder) raises :class:`OutputError` naming the
+    file and the likely cause; the earlier file under that name is left as it was.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+    except OSError as err:
+        raise OutputError(
+            f"cannot write checkpoint {str(path)!r}: {describe_os_error(err)}"
+        ) from err
+    except RuntimeError as err:  # torch's zip writer reports a short write as "unexpected pos"
+        raise OutputError(
+            f"cannot write checkpoint {str(path)!r}: {_write_failure(path, err)}"
+        ) from err
     return path
 
 
+def _write_failure(path: Path, err: BaseException) -> str:
+    import shutil
+
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return f"torch.save failed ({first[:200]})"
+    if free < 256 * 1024**2:
+        return (
+            f"the disk is full ({free / 1e6:.1f} MB free on {str(path.parent)!r}); "
+            "free some space or write elsewhere"
+        )
+    return f"torch.save failed ({first[:200]}); check the free space and the folder"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a hartutor checkpoint safely (``weights_only=True``) with clear errors."""
+    """Load a hartutor checkpoint safely (``weights_only=True``) with clear errors.
+
+    Before loading, the archive's entries are summed: a file that would expand past
+    :data:`MAX_CHECKPOINT_BYTES` (or far past its size on disk: a compressed bomb) is refused.
+    """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist")
+        what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
+        raise WeightsError(f"checkpoint {path} {what}")
+    check_archive_size(path, MAX_CHECKPOINT_BYTES, what="checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated zip, foreign objects
@@ -204,6 +261,109 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+    if not isinstance(payload.get("state_dict"), Mapping):
+        raise WeightsError(f"checkpoint {str(path)!r} holds no state_dict (corrupt file)")
+    return payload
+
+
+def checkpoint_model(payload: Mapping[str, Any], path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The model name and builder arguments a checkpoint stores, checked before any building.
+
+    Refused with a :class:`WeightsError` naming the file: no model name, a model this hartutor
+    does not have, arguments that are not plain values, a class count or size past the limits
+    of :mod:`hartutor.validation`.
+    """
+    meta = payload.get("model")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        raise WeightsError(
+            f"checkpoint {str(path)!r} does not say which model it holds (no model name in its "
+            "metadata): it was not written by hartutor's fit or fuse"
+        )
+    name = meta["name"]
+    try:
+        rules.MODEL_NAME(name, "model")
+    except rules.ArgumentError as err:
+        raise WeightsError(f"checkpoint {str(path)!r} was made for model {name!r}: {err}") from err
+    kwargs = meta.get("kwargs", {})
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise WeightsError(f"checkpoint {str(path)!r}: its model arguments are not a mapping")
+    try:
+        for key, value in kwargs.items():
+            _check_stored_argument(key, value)
+    except rules.ArgumentError as err:
+        raise WeightsError(
+            f"checkpoint {str(path)!r} stores a model argument hartutor refuses: {err}"
+        ) from err
+    return name, dict(kwargs)
+
+
+def _check_stored_argument(key: str, value: Any) -> None:
+    if key == "num_classes":
+        rules.NUM_CLASSES(value, "num_classes")
+    elif key == "preset":
+        rules.PRESET(value, "preset")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, (int, float)):
+        rules.float_rule(key, -1e6, 1e6)(float(value), key)
+    elif isinstance(value, str):
+        if len(value) > 200:
+            raise rules.ArgumentError(f"{key} is a string of {len(value)} characters")
+    elif isinstance(value, Mapping):
+        for inner_key, inner in value.items():
+            _check_stored_argument(f"{key}[{inner_key!r}]", inner)
+    elif isinstance(value, (list, tuple)):
+        if len(value) > 1000:
+            raise rules.ArgumentError(f"{key} is a list of {len(value)} items")
+        for inner in value:
+            _check_stored_argument(key, inner)
+    else:
+        raise rules.ArgumentError(f"{key} is a {type(value).__name__}, not a plain value")
+
+
+def build_from_checkpoint(name: str, kwargs: Mapping[str, Any], path: str | Path) -> nn.Module:
+    """``build_model(name, **kwargs)`` for a checkpoint's stored arguments: sized first on the
+    meta device (no memory), refused past :data:`MAX_MODEL_PARAMETERS`, errors name the file."""
+    from hartutor.models import build_model
+
+    try:
+        with torch.device("meta"):
+            sized = build_model(name, **kwargs)
+        count = sum(p.numel() for p in sized.parameters())
+        if count > MAX_MODEL_PARAMETERS:
+            raise WeightsError(
+                f"checkpoint {str(path)!r} asks for a {name} of {count:,} parameters "
+                f"(limit {MAX_MODEL_PARAMETERS:,}) from its arguments {dict(kwargs)}; refused"
+            )
+        return build_model(name, **kwargs)
+    except (TypeError, ValueError, KeyError, ModelError) as err:
+        raise WeightsError(
+            f"checkpoint {str(path)!r} stores arguments {dict(kwargs)} that model {name!r} "
+            f"does not accept ({type(err).__name__}: {err})"
+        ) from err
+
+
+def _load_state(model: nn.Module, state: Mapping[str, Any], source: str) -> None:
+    """``load_state_dict`` whose error is a short summary (a few keys, the differing shapes)."""
+    from hartutor.weights.loaders import load_state_dict_checked
+
+    load_state_dict_checked(model, state, source=source)
+
+
+def check_resumable(path: str | Path, name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Read the checkpoint a run would resume; refuse one made for another model or class count.
+
+    Returns the checkpoint's payload. Raises :class:`HartutorError` naming the file, what it
+    holds and what was asked, before any training starts.
+    """
+    payload = read_checkpoint(path)
+    stored_name, stored_kwargs = checkpoint_model(payload, path)
+    if stored_name != name or dict(stored_kwargs) != dict(kwargs):
+        raise HartutorError(
+            f"cannot resume {str(path)!r}: it holds {stored_name} {stored_kwargs}, "
+            f"not {name} {dict(kwargs)}; pass the same model, --preset and --classes, "
+            "or start a new run with another --out"
+        )
     return payload
 
 
@@ -211,18 +371,18 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> tuple[nn.Module
     """Rebuild the model stored in a checkpoint and load its weights; returns (model, metadata).
 
     The metadata is what :func:`fit` stored (name, builder kwargs, data, input spec) plus
-    ``class_names`` and ``epoch``.
+    ``class_names`` and ``epoch``. The stored model name and arguments are checked before the
+    model is built (:func:`checkpoint_model`), and a state dict that does not fit is summarised.
     """
-    from hartutor.models import build_model
-
     payload = read_checkpoint(path)
-    meta = payload["model"]
-    model = build_model(meta["name"], **meta.get("kwargs", {}))
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise WeightsError(f"checkpoint {path} does not fit model {meta['name']!r}: {err}") from err
-    meta = {**meta, "class_names": payload.get("class_names"), "epoch": payload.get("epoch")}
+    name, kwargs = checkpoint_model(payload, path)
+    model = build_from_checkpoint(name, kwargs, path)
+    _load_state(model, payload["state_dict"], f"checkpoint {str(path)!r} (made for {name})")
+    meta = {
+        **payload["model"],
+        "class_names": payload.get("class_names"),
+        "epoch": payload.get("epoch"),
+    }
     return model.to(device).eval(), meta
 
 
@@ -411,6 +571,12 @@ def fit(
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
+    model_classes = getattr(model, "num_classes", None)
+    if class_names and isinstance(model_classes, int) and model_classes < len(class_names):
+        raise ModelError(
+            f"{type(model).__name__} predicts {model_classes} classes but the data has "
+            f"{len(class_names)}: build the model with num_classes={len(class_names)}"
+        )
     configure_threads(config.num_threads)
     device = resolve_device(config.device)
     use_amp = device.type == "cuda" and config.amp in (True, "auto")
@@ -427,8 +593,11 @@ def fit(
     start_epoch = 0
     checkpoint = Path(checkpoint_path) if checkpoint_path else None
     if resume and checkpoint is not None and checkpoint.exists():
-        state = read_checkpoint(checkpoint)
-        model.load_state_dict(state["state_dict"])
+        if model_meta and "name" in model_meta:
+            state = check_resumable(checkpoint, model_meta["name"], model_meta.get("kwargs", {}))
+        else:
+            state = read_checkpoint(checkpoint)
+        _load_state(model, state["state_dict"], f"checkpoint {str(checkpoint)!r} (to resume)")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -556,15 +725,27 @@ def fuse_checkpoints(
     preset: str = "tiny",
     mode: str = "softmax_mean",
     weights: Mapping[str, float] | None = None,
+    scratch: Sequence[str] = (),
 ) -> Path:
     """Build a late fusion from separately trained streams (the poster's recipe) and save it.
 
     ``streams`` maps the fusion's stream names (e.g. ``{"i3d": ..., "xception": ...}``) to
-    checkpoints written by :func:`fit`; they must share their class names. The fused model is
-    saved as an ordinary checkpoint that :func:`load_checkpoint` rebuilds.
+    checkpoints written by :func:`fit`; they must share their class names. Every stream of the
+    fusion must come from a checkpoint, unless named in ``scratch`` (it then keeps its random
+    initial weights, said explicitly). The fused model is saved as an ordinary checkpoint that
+    :func:`load_checkpoint` rebuilds.
     """
     from hartutor.models import build_model
 
+    try:
+        rules.FUSION_MODEL(fusion, "fusion")
+    except rules.ArgumentError as err:
+        raise HartutorError(str(err)) from err
+    if not streams:
+        raise HartutorError(f"{fusion}: give at least one stream checkpoint (NAME=CHECKPOINT)")
+    both = sorted(set(streams) & set(scratch))
+    if both:
+        raise HartutorError(f"streams {both} are given a checkpoint and also named as scratch")
     loaded = {name: load_checkpoint(path) for name, path in streams.items()}
     class_lists = {name: meta_classes(path) for name, path in streams.items()}
     first = next(iter(class_lists.values()))
@@ -575,16 +756,22 @@ def fuse_checkpoints(
     if weights is not None:
         kwargs["weights"] = dict(weights)
     model = build_model(fusion, **kwargs)
-    unknown = sorted(set(streams) - set(model.streams))
+    unknown = sorted((set(streams) | set(scratch)) - set(model.streams))
     if unknown:
         raise HartutorError(f"{fusion} has streams {sorted(model.streams)}, not {unknown}")
+    left_out = sorted(set(model.streams) - set(streams) - set(scratch))
+    if left_out:
+        raise HartutorError(
+            f"{fusion} needs a checkpoint for every stream; none given for {left_out} (they "
+            "would keep random weights and score at chance). Give --stream NAME=CHECKPOINT, or "
+            "--scratch NAME to keep one untrained on purpose"
+        )
     for name, (stream_model, _) in loaded.items():
-        try:
-            model.streams[name].load_state_dict(stream_model.state_dict())
-        except RuntimeError as err:
-            raise WeightsError(
-                f"checkpoint {streams[name]} does not fit stream {name!r} of {fusion}: {err}"
-            ) from err
+        _load_state(
+            model.streams[name],
+            stream_model.state_dict(),
+            f"checkpoint {str(streams[name])!r} (stream {name!r} of {fusion})",
+        )
     return save_checkpoint(
         target,
         {
@@ -592,6 +779,7 @@ def fuse_checkpoints(
             "model": {"name": fusion, "kwargs": kwargs, "data": "synthetic"},
             "class_names": first,
             "streams": {name: str(path) for name, path in streams.items()},
+            "scratch": sorted(scratch),
         },
     )
 

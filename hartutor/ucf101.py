@@ -155,31 +155,72 @@ class LayoutReport:
         return not self.problems
 
 
-def check_layout(root: str | Path, *, expect_full: bool = True) -> LayoutReport:
-    """Verify an unpacked UCF101: every listed video exists and the official counts hold.
-
-    With ``expect_full=False`` (a subset or the synthetic set) only consistency is checked.
+def check_layout(
+    root: str | Path, *, expect_full: bool = True, open_videos: bool = True, progress: bool = False
+) -> LayoutReport:
+    """Verify an unpacked UCF101: its split files, that every listed video exists and opens
+    (its first frame decodes; ``open_videos=False`` checks existence and size only) and, with
+    ``expect_full``, the official counts. With ``expect_full=False`` (a subset or the synthetic
+    set) only consistency is checked, but at least one split must be there.
     """
+    from hartutor.errors import VideoDecodeError
+    from hartutor.video import check_opens
+
     layout = Layout.find(root)
-    classes = read_class_index(layout.splits / "classInd.txt")
-    videos = [p for p in layout.videos.rglob("*") if p.is_file() and _NAME.match(p.name)]
     problems: list[str] = []
+    try:
+        classes = read_class_index(layout.splits / "classInd.txt")
+    except DataError as err:
+        return LayoutReport(0, 0, {}, [], [str(err)])
+    videos = [p for p in layout.videos.rglob("*") if p.is_file() and _NAME.match(p.name)]
     missing: list[str] = []
+    broken: list[str] = []
     sizes: dict[int, tuple[int, int]] = {}
+    listed: dict[str, None] = {}
     for split in (1, 2, 3):
-        if not _split_file(layout, split, "train").is_file():
+        files = [_split_file(layout, split, subset) for subset in ("train", "test")]
+        present = [f.is_file() for f in files]
+        if not any(present):
+            if expect_full:
+                problems.append(f"split {split}: {files[0].name} and {files[1].name} are missing")
             continue
-        train = read_split(root, split, "train")
-        test = read_split(root, split, "test")
+        if not all(present):
+            lost = [f.name for f, ok in zip(files, present, strict=True) if not ok]
+            problems.append(f"split {split}: {', '.join(lost)} is missing from {layout.splits}")
+            continue
+        try:
+            train = read_split(root, split, "train")
+            test = read_split(root, split, "test")
+        except DataError as err:
+            problems.append(str(err))
+            continue
         sizes[split] = (len(train), len(test))
-        missing += [e.relpath for e in (*train, *test) if not (layout.videos / e.relpath).is_file()]
+        listed.update(dict.fromkeys(e.relpath for e in (*train, *test)))
         overlap = {e.group for e in train} & {e.group for e in test}
         if overlap:
             problems.append(f"split {split}: groups {sorted(overlap)} are in train and test")
         if expect_full and sizes[split] != SPLIT_SIZES[split]:
             problems.append(f"split {split}: {sizes[split]} videos, expected {SPLIT_SIZES[split]}")
+    if not sizes and not problems:
+        problems.append(f"no split files in {layout.splits} (trainlist0N.txt and testlist0N.txt)")
+    from tqdm.auto import tqdm
+
+    for relpath in tqdm(listed, desc="opening listed videos", unit="video", disable=not progress):
+        path = layout.videos / relpath
+        if not path.is_file():
+            missing.append(relpath)
+            continue
+        try:
+            if open_videos:
+                check_opens(path)
+            elif path.stat().st_size == 0:
+                raise VideoDecodeError(path, "the file is empty (0 bytes)")
+        except VideoDecodeError as err:
+            broken.append(f"{relpath} ({err.reason})")
     if missing:
         problems.append(f"{len(missing)} listed videos are missing, e.g. {missing[:3]}")
+    if broken:
+        problems.append(f"{len(broken)} listed videos do not open, e.g. {broken[:3]}")
     if expect_full:
         if len(classes) != NUM_CLASSES:
             problems.append(f"{len(classes)} classes, expected {NUM_CLASSES}")
@@ -365,15 +406,43 @@ def download(root: str | Path, *, progress: bool = True) -> dict[str, Path]:
     return paths
 
 
+#: The official splits archive unpacks to about 1 MB; more is not that archive.
+MAX_SPLITS_ARCHIVE_BYTES = 64 * 1024**2
+
+
 def _safe_extract_zip(archive: Path, target: Path) -> None:
+    """Unpack the splits archive: regular files and folders only, inside ``target``, bounded."""
+    import stat
     import zipfile
 
-    with zipfile.ZipFile(archive) as bundle:
-        for member in bundle.namelist():
-            resolved = (target / member).resolve()
-            if not resolved.is_relative_to(target.resolve()):
-                raise DataError(f"{archive}: member {member!r} would be written outside {target}")
-        bundle.extractall(target)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = bundle.infolist()
+            total = 0
+            for info in members:
+                kind = stat.S_IFMT(info.external_attr >> 16)
+                if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                    what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
+                    raise DataError(
+                        f"{archive}: member {info.filename!r} is {what}; refused (the official "
+                        "splits archive holds text files only: download it again)"
+                    )
+                resolved = (target / info.filename).resolve()
+                if not resolved.is_relative_to(target.resolve()):
+                    raise DataError(
+                        f"{archive}: member {info.filename!r} would be written outside {target}"
+                    )
+                total += info.file_size
+            if total > MAX_SPLITS_ARCHIVE_BYTES:
+                raise DataError(
+                    f"{archive} would unpack to {total:,} bytes, not the splits archive "
+                    f"(about 1 MB); download it again"
+                )
+            bundle.extractall(target)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{archive} is not a valid zip archive ({err}); download it again") from err
+    except OSError as err:
+        raise DataError(f"cannot unpack {archive} into {target}: {err}") from err
 
 
 def _extract_rar(archive: Path, target: Path) -> str:

@@ -21,7 +21,9 @@ Memory and time follow what is returned, not the file:
    decoded frame's timestamp against the index; any surprise falls back to the sequential pass.
 
 If the decoder's frame count disagrees with the index (a truncated or odd file), the choice is
-made again with the true count and the file decoded once more, so the result is exact.
+made again with the true count and the file decoded once more, so the result is exact. Data that
+stops decoding part-way (a truncated MP4 whose index promises more) ends the video at the last
+frame that decodes: that count is the one sampled from and the one every message gives.
 
 Hostile or broken files raise :class:`~hartutor.errors.VideoDecodeError`, never a hang or an
 unbounded allocation: the limits :data:`MAX_FRAMES`, :data:`MAX_DURATION_S`, :data:`MAX_PIXELS`
@@ -502,6 +504,23 @@ def probe_video(
     return info
 
 
+def check_opens(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`VideoDecodeError` unless ``path`` opens as a video and its first frame
+    decodes: a quick check of many files (``hartutor ucf101 check``), cheaper than a probe."""
+
+    def first_frame() -> None:
+        file = Path(path)
+        _check_path(file)
+        with _open_container(file) as container:
+            stream = _pick_stream(file, container)
+            for packet in itertools.islice(container.demux(stream), 256):
+                for _ in packet.decode():
+                    return
+            raise VideoDecodeError(path, "no frame decodes from its first 256 packets")
+
+    _guarded(path, first_frame)
+
+
 # --- decoding -------------------------------------------------------------------------------
 
 
@@ -590,6 +609,7 @@ class _Decoder:
     def __init__(self, path: Path, limits: _Limits, threads: int | None):
         self.path, self.limits, self.threads = path, limits, threads
         self.decoded = 0
+        self.cut: str | None = None
 
     def _open(self) -> tuple[Any, Any]:
         container = _open_container(self.path)
@@ -627,10 +647,13 @@ class _Decoder:
     def sequential(self, sink: _Sink, stop_early: bool) -> list[int | None]:
         """Decode from the start, offering every frame to ``sink``; returns the frames' pts.
 
-        With ``stop_early``, stops after the last wanted frame.
+        With ``stop_early``, stops after the last wanted frame. Data that stops decoding after
+        some frames (a truncated file) ends the video there: the frames that decode are the
+        video, and ``self.cut`` says why it ended. None decoding is an error.
         """
         container, stream = self._open()
         pts: list[int | None] = []
+        self.cut = None
         try:
             for frame in self._frames(container, stream):
                 sink.offer(len(pts), frame)
@@ -638,12 +661,18 @@ class _Decoder:
                 if stop_early and len(pts) > sink.last:
                     break
         except av.FFmpegError as err:
-            raise VideoDecodeError(
-                self.path, f"corrupt or truncated data after {len(pts)} frames ({err})"
-            ) from err
+            if not pts:
+                raise VideoDecodeError(
+                    self.path, f"corrupt or truncated: no frame decodes ({err})"
+                ) from err
+            self.cut = f"{type(err).__name__} after {len(pts)} frames"
         finally:
             container.close()
         return pts
+
+    def count(self, height: int, width: int) -> list[int | None]:
+        """The pts of every frame that decodes (the true frame count), keeping none."""
+        return self.sequential(_Sink([0], height, width), stop_early=False)
 
     def seeking(self, sink: _Sink, index: _Index, groups: list[_Group]) -> None:
         """Seek to each group's keyframe and decode up to its last target, checking timestamps."""
@@ -801,10 +830,14 @@ def _read(
             path, f"the requested size {height}x{width} exceeds max_pixels={limits.pixels}"
         )
 
-    def choose(n: int, seconds: list[float], duration: float) -> list[int]:
+    def choose(n: int, seconds: list[float], duration: float, *, counted: bool = True) -> list[int]:
+        """The frames to keep of ``n``; ``counted=False`` (``n`` from the index, not from
+        decoding) raises ``_TooShort`` when too few, so the frames can be counted first."""
         if explicit is not None:
             beyond = sorted({i for i in explicit if i >= n})
             if beyond:
+                if not counted:
+                    raise _TooShort("past the end")
                 raise VideoDecodeError(
                     path, f"frame indices {beyond[:5]} are past the end: it has {n} frames"
                 )
@@ -815,6 +848,8 @@ def _read(
                     n, num_frames, fps, timestamps=seconds, duration=duration, on_short=on_short
                 )
             except _TooShort as err:
+                if not counted:
+                    raise
                 raise VideoDecodeError(path, str(err)) from None
         nbytes = len(chosen) * height * width * 3
         if nbytes > limits.output_bytes:
@@ -826,9 +861,17 @@ def _read(
             )
         return chosen
 
-    indices = choose(index.num_frames, index.seconds, index.duration)
     seconds = index.seconds
     decoder = _Decoder(path, limits, threads)
+    try:
+        indices = choose(index.num_frames, index.seconds, index.duration, counted=False)
+    except _TooShort:
+        # Too few frames by the index: say so with the count of frames that truly decode
+        # (a truncated file's index may promise more), or go on if more decode than it said.
+        pts = decoder.count(height, width)
+        seconds = _decoded_seconds(pts, time_base, index.fps)
+        step = seconds[-1] / (len(seconds) - 1) if len(seconds) > 1 else 1 / index.fps
+        indices = choose(len(pts), seconds, seconds[-1] + step)
     sink = _Sink(indices, height, width)
 
     done = False
@@ -849,7 +892,7 @@ def _read(
         pts = decoder.sequential(sink, stop_early)
         if not pts:
             raise VideoDecodeError(path, "no frame could be decoded (truncated or corrupt)")
-        if not sink.complete or (not stop_early and len(pts) != index.num_frames):
+        if not sink.complete or (not stop_early and len(pts) != index.num_frames) or decoder.cut:
             # The decoder disagrees with the index: choose again from what it decoded.
             seconds = _decoded_seconds(pts, time_base, index.fps)
             step = seconds[-1] / (len(seconds) - 1) if len(seconds) > 1 else 1 / index.fps

@@ -198,9 +198,12 @@ def save_figure(
     fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120, **savefig_kwargs: object
 ) -> Path:
     """Save ``fig`` to ``path`` atomically (format from the suffix: .png, .pdf, .svg, ...)."""
+    from hartutor.validation import FIGURE_PATH
+
     path = Path(path)
     if not path.suffix:
         raise ValueError(f"cannot tell the image format of {path}: add a suffix such as .png")
+    FIGURE_PATH(path, "figure file")  # the rule of the CLI's --out, before any drawing is lost
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower(), **savefig_kwargs)
     return path
@@ -242,9 +245,13 @@ def show(
             "no such file, and not a synthetic class name either "
             f"(classes: {', '.join(CLASS_NAMES)})",
         )
-    from hartutor.video import read_video
+    from hartutor.video import probe_video, read_video
 
-    video = read_video(path, num_frames=num_frames, on_short="pad")
+    # Decode at the size drawn (a cell is ~170 px), not the file's: a 1080p clip would take
+    # hundreds of MB at full size; libswscale scales while converting each frame.
+    probed = probe_video(path)
+    short_side = min(probed.height, probed.width, SHEET_FRAME_PIXELS)
+    video = read_video(path, num_frames=num_frames, on_short="pad", size=short_side)
     info = video.info
     frames = video.frames.numpy()
     titles = None
@@ -259,9 +266,13 @@ def show(
         frames,
         titles=titles,
         title=f"{path.name}: {info.num_frames} frames, {info.fps:.3g} fps, "
-        f"{info.width}x{info.height}",
+        f"{probed.width}x{probed.height}",
     )
     return save_figure(fig, out)
+
+
+#: Short side, in pixels, at which :func:`show` decodes a video's frames (never upscaled).
+SHEET_FRAME_PIXELS = 256
 
 
 #: One row of :func:`prediction_figure`: (clip name, frames uint8 (T,H,W,3), true label or

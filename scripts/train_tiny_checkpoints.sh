@@ -7,7 +7,8 @@
 #                                                # i3d and xception checkpoints)
 #
 # Full training checkpoints (with optimizer state, resumable with --resume) go to $RUNS
-# (default: runs/); the weights-only release copies to hartutor/assets/checkpoints/.
+# (default: runs/), replacing earlier runs there (--overwrite); the weights-only release copies
+# to hartutor/assets/checkpoints/.
 # Every run uses one thread (--threads 1), as measured; results are deterministic on a given
 # machine and torch build, and may differ in the last digits elsewhere.
 set -euo pipefail
@@ -21,7 +22,7 @@ train() {  # MODEL [train options...]
   local model=$1
   shift
   "$HARTUTOR" --threads 1 train "$model" --preset tiny --data synthetic "$@" --seed 0 \
-    --out "$RUNS/$model.pt" --export "$ASSETS/${model}_tiny.pt"
+    --out "$RUNS/$model.pt" --overwrite --export "$ASSETS/${model}_tiny.pt"
 }
 
 

@@ -124,6 +124,7 @@ def test_train_keeps_rendered_clips_within_the_cache_budget_it_is_given(monkeypa
         raise Built
 
     monkeypatch.setattr(hartutor.data, "build_datasets", build_then_stop)
+    monkeypatch.setenv("HARTUTOR_DEBUG", "1")  # let the test's own exception through main
     args = ["--threads", "1", "train", "c3d", "--clips", "13", "--val-clips", "13"]
     for extra, budget in (([], TRAINING_CACHE_MB), (["--cache-mb", "0"], 0.0)):
         with pytest.raises(Built):

@@ -215,3 +215,51 @@ def test_offline_download_names_url_and_destination(tmp_path: Path, monkeypatch)
     with pytest.raises(WeightsError) as err:
         mod.download(tmp_path / "root", progress=False)
     assert url in str(err.value) and str(tmp_path / "root" / "archives") in str(err.value)
+
+
+def test_check_reports_empty_and_unreadable_listed_videos(mini_ucf: Path):
+    assert check_layout(mini_ucf, expect_full=False).ok
+    empty = mini_ucf / "UCF-101" / CLASSES[0] / f"v_{CLASSES[0]}_g08_c01.avi"
+    empty.write_bytes(b"")
+    report = check_layout(mini_ucf, expect_full=False)
+    assert not report.ok
+    assert any("do not open" in p and "0 bytes" in p for p in report.problems), report.problems
+    garbage = mini_ucf / "UCF-101" / CLASSES[1] / f"v_{CLASSES[1]}_g09_c01.avi"
+    garbage.write_bytes(b"RIFF" + bytes(4000))
+    report = check_layout(mini_ucf, expect_full=False)
+    assert any("2 listed videos do not open" in p for p in report.problems), report.problems
+    quick = check_layout(mini_ucf, expect_full=False, open_videos=False)
+    assert any("1 listed videos do not open" in p for p in quick.problems), quick.problems
+
+
+def test_check_without_split_files_is_not_ok(mini_ucf: Path, capsys):
+    from hartutor.cli import main
+
+    for name in ("trainlist01.txt", "testlist01.txt"):
+        (mini_ucf / "ucfTrainTestlist" / name).unlink()
+    report = check_layout(mini_ucf, expect_full=False)
+    assert not report.ok and "no split files" in report.problems[0]
+    assert main(["ucf101", "check", str(mini_ucf), "--subset"]) == 1
+    assert "NOT OK" in capsys.readouterr().out
+    (mini_ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("")
+    report = check_layout(mini_ucf, expect_full=False)
+    assert any("testlist01.txt is missing" in p for p in report.problems), report.problems
+
+
+def test_splits_archive_with_a_symlink_member_is_refused(tmp_path: Path):
+    import stat
+    import zipfile
+
+    from hartutor.ucf101 import _safe_extract_zip
+
+    archive = tmp_path / "splits.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        link = zipfile.ZipInfo("ucfTrainTestlist")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        bundle.writestr(link, "/etc")
+        bundle.writestr("ucfTrainTestlist/classInd.txt", "1 A\n")
+    target = tmp_path / "root"
+    target.mkdir()
+    with pytest.raises(DataError, match="symbolic link"):
+        _safe_extract_zip(archive, target)
+    assert not list(target.iterdir())

@@ -339,7 +339,11 @@ def download_url(
         except WeightsError:
             part.unlink(missing_ok=True)
             raise
+        from hartutor._fileio import fsync_directory, fsync_file
+
+        fsync_file(part)  # a power cut must not leave an empty file under the final name
         os.replace(part, dest)
+        fsync_directory(dest.parent)
     return dest
 
 

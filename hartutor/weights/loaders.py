@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hartutor._fileio import unsafe_load_reason
+from hartutor._fileio import check_archive_size, unsafe_load_reason
 from hartutor.errors import WeightsError
 from hartutor.weights.download import fetch, verify_file
 from hartutor.weights.registry import WeightsEntry, WeightsEnum, get_weights
@@ -42,7 +42,7 @@ __all__ = [
 
 # No model hartutor ships comes near this; a bigger "checkpoint" is refused before loading.
 MAX_STATE_DICT_BYTES = 4 * 1024**3
-_LIST_LIMIT = 12
+_LIST_LIMIT = 5
 
 
 def _short_list(items: list[str]) -> str:
@@ -59,9 +59,7 @@ def load_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
-    size = path.stat().st_size
-    if size > MAX_STATE_DICT_BYTES:
-        raise WeightsError(f"{str(path)!r} is {size} bytes, more than any hartutor model needs")
+    check_archive_size(path, MAX_STATE_DICT_BYTES, what="weights file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (
@@ -197,6 +195,7 @@ def _load_timm(model: nn.Module, file: Path, entry: WeightsEntry) -> nn.Module:
                 break
     if target is None:
         raise WeightsError(f"{type(model).__name__} has no timm backbone to load {file} into")
+    check_archive_size(file, MAX_STATE_DICT_BYTES, what="weights file")
     num_classes = int(getattr(target, "num_classes", entry.num_classes))
     in_chans = int(getattr(target, "in_chans", 3) or 3)
     try:
@@ -208,7 +207,12 @@ def _load_timm(model: nn.Module, file: Path, entry: WeightsEntry) -> nn.Module:
             in_chans=in_chans,
         )
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as err:
-        raise WeightsError(f"timm could not load {str(file)!r} as {arch}: {err}") from err
+        # torch's message suggests retrying with weights_only=False, which would run code
+        # from the file: never passed on (unsafe_load_reason keeps its first line only).
+        raise WeightsError(
+            f"timm could not load {str(file)!r} as {arch}: {unsafe_load_reason(err)}; delete "
+            "the file and download it again"
+        ) from err
     load_state_dict_checked(target, reference.state_dict(), source=f"{file.name} ({arch})")
     return model
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from hartutor.errors import UnknownNameError
 from hartutor.weights.download import RemoteFile
 
 __all__ = [
@@ -493,4 +494,4 @@ def get_weights(name: str | WeightsEntry | WeightsEnum) -> WeightsEntry:
     candidates = list(_BY_NAME) + [f"{e.__name__}.{m}" for e in _ENUMS for m in e.__members__]
     close = difflib.get_close_matches(name, candidates, n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise KeyError(f"unknown weights {name!r}.{hint} Known: {', '.join(sorted(_BY_NAME))}")
+    raise UnknownNameError(f"unknown weights {name!r}.{hint} Known: {', '.join(sorted(_BY_NAME))}")

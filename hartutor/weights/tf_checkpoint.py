@@ -24,9 +24,10 @@ References: ``tensorflow/core/lib/io/{format,block,table_builder}.cc``,
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ __all__ = [
 # An index of a few hundred MB would already describe millions of tensors; anything larger
 # is not a checkpoint index and is refused before it is read into memory.
 MAX_INDEX_BYTES = 256 * 1024 * 1024
+#: A tensor shape counting more elements is refused (2**62: its byte size still fits int64).
+MAX_ELEMENTS = 2**62
+#: Snappy expands at most ~21x (a 3-byte copy tag writes 64 bytes); the blocks of an index,
+#: which must not overlap, may decode to this many times the file's size at most.
+MAX_DECODE_RATIO = 24
 TABLE_MAGIC = 0xDB4775248B80FB57  # kTableMagicNumber (LevelDB)
 FOOTER_BYTES = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
 BLOCK_TRAILER_BYTES = 5  # 1 byte compression type + 4 bytes masked crc32c
@@ -114,8 +120,8 @@ class TensorEntry:
 
     @property
     def num_elements(self) -> int:
-        """Product of the shape (1 for a scalar)."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        """Product of the shape (1 for a scalar), in Python integers (no int64 overflow)."""
+        return math.prod(self.shape)
 
 
 # --------------------------------------------------------------------------- CRC32C
@@ -320,6 +326,11 @@ def _decode_shape(buf: bytes) -> tuple[int, ...]:
             dims.append(size)
         elif field == 3 and wire == 0 and value:
             raise _FormatError("saved tensor shape has unknown rank")
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise _FormatError(
+            f"saved tensor shape {dims} has {math.prod(dims)} elements, more than int64 can "
+            "count or any checkpoint holds"
+        )
     return tuple(dims)
 
 
@@ -446,8 +457,11 @@ def snappy_decompress(data: bytes, max_output: int = MAX_INDEX_BYTES) -> bytes:
             if offset == 0 or offset > len(out):
                 raise _FormatError("snappy copy points before the start of the output")
             start = len(out) - offset
-            for i in range(length):  # may overlap its own output (run-length style)
-                out.append(out[start + i])
+            if offset >= length:  # one bulk copy
+                out += out[start : start + length]
+            else:  # overlaps its own output (run-length style): repeat the last `offset` bytes
+                pattern = out[start:]
+                out += (pattern * (length // offset + 1))[:length]
         if len(out) > expected:
             raise _FormatError("snappy output longer than announced")
     if len(out) != expected:
@@ -458,7 +472,9 @@ def snappy_decompress(data: bytes, max_output: int = MAX_INDEX_BYTES) -> bytes:
 # ------------------------------------------------------------------------- SSTable
 
 
-def _read_block(table: bytes, offset: int, size: int, verify: bool) -> bytes:
+def _read_block(
+    table: bytes, offset: int, size: int, verify: bool, max_output: int = MAX_INDEX_BYTES
+) -> bytes:
     if offset < 0 or size < 0 or offset + size + BLOCK_TRAILER_BYTES > len(table):
         raise _FormatError(f"block at offset {offset} size {size} runs past the end of the file")
     contents = table[offset : offset + size]
@@ -471,7 +487,7 @@ def _read_block(table: bytes, offset: int, size: int, verify: bool) -> bytes:
     if kind == NO_COMPRESSION:
         return contents
     if kind == SNAPPY_COMPRESSION:
-        return snappy_decompress(contents)
+        return snappy_decompress(contents, max_output=max(0, max_output))
     raise _FormatError(f"block at offset {offset} uses unknown compression type {kind}")
 
 
@@ -503,6 +519,13 @@ def _read_handle(buf: bytes, pos: int) -> tuple[int, int, int]:
 
 
 def _iter_table(table: bytes, verify: bool) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of an SSTable, in time and memory proportional to its size.
+
+    The index block's handles must point to distinct, non-overlapping blocks inside the file
+    (as every table writer makes them): a handle repeated or overlapping another (a small file
+    that would make the reader decode the same bytes again and again) is refused, and all
+    decoded blocks together may not exceed :data:`MAX_DECODE_RATIO` times the file's size.
+    """
     if len(table) < FOOTER_BYTES:
         raise _FormatError(f"file is {len(table)} bytes, shorter than an SSTable footer")
     footer = table[-FOOTER_BYTES:]
@@ -511,10 +534,24 @@ def _iter_table(table: bytes, verify: bool) -> Iterator[tuple[bytes, bytes]]:
         raise _FormatError(f"bad magic number {magic:#018x} (not a TensorFlow checkpoint index)")
     _, _, pos = _read_handle(footer, 0)  # metaindex: unused by tensor bundles
     index_offset, index_size, _ = _read_handle(footer, pos)
-    index_block = _read_block(table, index_offset, index_size, verify)
-    for _, handle in _iter_block(index_block):
-        offset, size, _ = _read_handle(handle, 0)
-        yield from _iter_block(_read_block(table, offset, size, verify))
+    budget = MAX_DECODE_RATIO * len(table) + 1024**2
+    index_block = _read_block(table, index_offset, index_size, verify, budget)
+    budget -= len(index_block)
+    handles = [_read_handle(handle, 0)[:2] for _, handle in _iter_block(index_block)]
+    ordered = sorted(set(handles))
+    if len(ordered) != len(handles):
+        raise _FormatError("the index block refers to the same data block more than once")
+    for (offset, size), (next_offset, _) in itertools.pairwise(ordered):
+        if offset + size + BLOCK_TRAILER_BYTES > next_offset:
+            raise _FormatError(f"data blocks at offsets {offset} and {next_offset} overlap")
+    for offset, size in handles:
+        block = _read_block(table, offset, size, verify, budget)
+        budget -= len(block)
+        if budget < 0:
+            raise _FormatError(
+                f"its blocks decode to more than {MAX_DECODE_RATIO} times the file's size"
+            )
+        yield from _iter_block(block)
 
 
 class _BlockBuilder:
@@ -623,7 +660,7 @@ def _read_index(index_path: Path, verify: bool) -> tuple[dict[str, int], dict[st
                 continue
             name = key.decode("utf-8")
             entries[name] = _decode_entry(name, value)
-    except (_FormatError, UnicodeDecodeError, struct.error) as err:
+    except (_FormatError, UnicodeDecodeError, struct.error, OverflowError) as err:
         raise WeightsError(
             f"{str(index_path)!r} is not a valid TensorFlow checkpoint index: {err}. "
             "Download it again (the file is corrupt or truncated)."
@@ -756,15 +793,13 @@ def load_tf_checkpoint(
 
 
 def _atomic_write(path: Path, payload: Iterable[bytes | memoryview]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in payload:
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the chunks to ``path`` atomically (fsync'ed; stale temporaries cleaned)."""
+    from hartutor._fileio import atomic_path
+
+    # ".tmp": a temporary "*.index" would look like a second checkpoint in the folder
+    with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as handle:
+        for chunk in payload:
+            handle.write(chunk)
 
 
 def write_tf_checkpoint(
