@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import shutil
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -273,6 +275,10 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
     else:
         report = ucf101.check_layout(args.root, expect_full=not args.subset)
     print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
+    if report.standin:
+        print(
+            "  stand-in archives (hartutor.standins): consistency checked, not the official counts"
+        )
     for split, (train, test) in sorted(report.split_sizes.items()):
         print(f"  split {split}: {train} train / {test} test")
     for problem in report.problems:
@@ -337,6 +343,47 @@ def _cmd_frozen(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(report.table())
+    return 0
+
+
+def _cmd_standins(args: argparse.Namespace) -> int:
+    """Build or serve the stand-ins of UCF101 and the pretrained weights (a local mirror)."""
+    from hartutor import standins
+
+    folder = Path(args.folder)
+    if args.action == "serve":
+        with standins.serve(folder, port=args.port) as server:
+            print(
+                f"serving {folder} at {server.url}; in another shell: "
+                f"export HARTUTOR_MIRROR={server.url}  (Ctrl-C stops)",
+                flush=True,
+            )
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                return 0
+    from hartutor import ucf101
+    from hartutor.course import fixtures_dir
+
+    if folder.exists() and any(folder.iterdir()) and not args.overwrite:
+        raise HartutorError(
+            f"{folder} is not empty; pass --overwrite to rebuild the stand-ins there"
+        )
+    work = folder / ".build"
+    mini = standins.make_ucf101(work / "ucf101", num_frames=args.frames, overwrite=True)
+    archives = standins.pack_ucf101(mini, work / "archives")
+    fixtures = fixtures_dir()
+    label_maps = {}
+    for key, name in (
+        ("kinetics400_label_map", "kinetics400.txt"),
+        ("kinetics600_label_map", "kinetics600.txt"),
+    ):
+        if fixtures is not None and (fixtures / "labels" / name).is_file():
+            label_maps[key] = fixtures / "labels" / name
+    extra = {ucf101.URLS[key]: path for key, path in archives.items()}
+    standins.write_mirror(folder, weights=args.weights, label_maps=label_maps, extra=extra)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"stand-ins in {folder}: serve them with 'hartutor standins serve {folder}'")
     return 0
 
 
@@ -511,6 +558,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_ucf101)
+
+    p = sub.add_parser(
+        "standins",
+        help="stand-ins of UCF101 and the weights (real formats, random values) as a local mirror",
+    )
+    p.add_argument("action", choices=["build", "serve"])
+    p.add_argument("folder", type=Path, help="the mirror folder")
+    p.add_argument(
+        "--weights",
+        nargs="*",
+        default=["i3d_rgb_kinetics600_scratch", "xception_imagenet1k_tf"],
+        help="build: registry entries to stand in for (default: the poster's two)",
+    )
+    p.add_argument("--frames", type=int, default=64, help="build: frames per stand-in video")
+    p.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    p.add_argument("--overwrite", action="store_true", help="build: replace a non-empty folder")
+    p.set_defaults(func=_cmd_standins)
 
     return parser
 
