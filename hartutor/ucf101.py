@@ -243,15 +243,12 @@ class UCF101(Dataset):
         with_flow: bool = False,
         flow_method: str = "tvl1",
     ):
-        self.layout = Layout.find(root)
-        self.entries = read_split(root, split, subset)
+        self.layout, self.class_names, self.entries = self._index(root, split, subset)
         if classes is not None:
             keep = set(classes)
-            all_classes = read_class_index(self.layout.splits / "classInd.txt")
-            self.entries = [e for e in self.entries if all_classes[e.label] in keep]
+            self.entries = [e for e in self.entries if self.class_names[e.label] in keep]
         if not self.entries:
             raise DataError(f"no videos in split {split} {subset} of {self.layout.root}")
-        self.class_names = read_class_index(self.layout.splits / "classInd.txt")
         self.num_frames, self.frame_stride, self.size = num_frames, frame_stride, size
         self.crop_size = crop_size
         self.clip_sampling = clip_sampling or ("random" if subset == "train" else "uniform")
@@ -259,6 +256,15 @@ class UCF101(Dataset):
         self.transform = transform
         self.with_flow, self.flow_method = with_flow, flow_method
         self._lengths: dict[int, int] = {}
+
+    @staticmethod
+    def _index(
+        root: str | Path, split: int, subset: Subset
+    ) -> tuple[Layout, list[str], list[VideoEntry]]:
+        """The dataset's layout, class names and the entries of one split (its file formats)."""
+        layout = Layout.find(root)
+        classes = read_class_index(layout.splits / "classInd.txt")
+        return layout, classes, read_split(root, split, subset)
 
     def __len__(self) -> int:
         return len(self.entries) * self.clips_per_video
@@ -378,7 +384,8 @@ def _safe_extract_zip(archive: Path, target: Path) -> None:
         bundle.extractall(target)
 
 
-def _extract_rar(archive: Path, target: Path) -> str:
+def extract_rar(archive: Path, target: Path) -> str:
+    """Unpack a RAR archive into ``target`` with the first extractor found; return its name."""
     import shutil
     import subprocess
 
@@ -417,7 +424,7 @@ def extract(root: str | Path) -> Layout:
     if not (root / "ucfTrainTestlist").is_dir():
         _safe_extract_zip(archives["splits"], root)
     if not (root / "UCF-101").is_dir():
-        _extract_rar(archives["videos"], root)
+        extract_rar(archives["videos"], root)
     return Layout.find(root)
 
 

@@ -207,3 +207,39 @@ def test_readme_full_mode_commands_run_against_the_standins(tmp_path: Path, fixt
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split()[0] == "True"
+
+
+def test_mini_hmdb51_round_trips_through_its_archives_and_the_dataset(tmp_path, monkeypatch):
+    from hartutor import hmdb51
+
+    if shutil.which("bsdtar") is None and shutil.which("7z") is None:
+        pytest.skip("no RAR-capable extractor (apt install libarchive-tools)")
+    made = standins.make_hmdb51(tmp_path / "made", videos_per_class=5, num_frames=10)
+    lines = (made / hmdb51.SPLIT_DIR / "sit_test_split1.txt").read_text().splitlines()
+    assert len(lines) == 5 and all(re.fullmatch(r"\S+\.avi [012] ", line) for line in lines)
+    archives = standins.pack_hmdb51(made, tmp_path / "packed")
+    assert sorted(p.name for p in archives.values()) == sorted(hmdb51.ARCHIVES.values())
+    mirror = tmp_path / "mirror"
+    standins.write_mirror(mirror, extra={hmdb51.URLS[k]: path for k, path in archives.items()})
+    monkeypatch.setenv("HARTUTOR_MIRROR", mirror.as_uri())
+    report = hmdb51.prepare(tmp_path / "user", progress=False)  # download, unpack, check
+    assert report.ok and report.standin, report.problems
+    monkeypatch.delenv("HARTUTOR_MIRROR")
+    full = hmdb51.check_layout(tmp_path / "user")  # the official counts, which a miniature lacks
+    assert "expected (3570, 1530)" in full.problems[0]
+    assert report.num_classes == 3 and report.num_videos == 15
+    for split in (1, 2, 3):
+        train = hmdb51.read_split(tmp_path / "user", split, "train")
+        test = hmdb51.read_split(tmp_path / "user", split, "test")
+        assert len(test) == 6 and len(train) == 6  # 2 test, 2 train, 1 unused per class
+        assert not {e.relpath for e in train} & {e.relpath for e in test}
+    tests = [{e.relpath for e in hmdb51.read_split(tmp_path / "user", k, "test")} for k in (1, 2)]
+    assert tests[0] != tests[1]  # each split holds out its own videos
+    data = hmdb51.HMDB51(tmp_path / "user", split=1, subset="test", num_frames=4, size=32)
+    sample = data[0]
+    assert sample["video"].shape == (3, 4, 32, 43) and sample["label"] == hmdb51.CLASSES.index(
+        Path(sample["video_name"]).parent.name
+    )
+    assert data.class_names == list(hmdb51.CLASSES)
+    with pytest.raises(DataError, match="train and test, not 'val'"):
+        hmdb51.read_split(tmp_path / "user", 1, "val")

@@ -15,6 +15,7 @@ a machine without the downloads: in the test suite, and for a teacher rehearsing
 
 from __future__ import annotations
 
+from hartutor.standins.hmdb51 import make_hmdb51, pack_hmdb51
 from hartutor.standins.server import serve
 from hartutor.standins.ucf101 import (
     POSTER_TABLE1_VIDEOS,
@@ -25,7 +26,9 @@ from hartutor.standins.weights import randomised, source_model, write_entry, wri
 
 __all__ = [
     "POSTER_TABLE1_VIDEOS",
+    "make_hmdb51",
     "make_ucf101",
+    "pack_hmdb51",
     "pack_ucf101",
     "randomised",
     "serve",

@@ -126,7 +126,8 @@ def make_ucf101(
     return root
 
 
-def _zip(archive: Path, root: Path, members: Iterable[Path], *, compress: bool) -> None:
+def zip_folder(archive: Path, root: Path, members: Iterable[Path], *, compress: bool) -> None:
+    """Write ``members`` (paths inside ``root``) to a ZIP ``archive``, atomically."""
     from hartutor._fileio import atomic_path
 
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
@@ -144,6 +145,6 @@ def pack_ucf101(root: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -
     videos = out / VIDEO_ARCHIVE
     splits = out / SPLITS_ARCHIVE
     tree = [p for p in (root / "UCF-101").rglob("*")]
-    _zip(videos, root, tree, compress=False)  # video does not compress further
-    _zip(splits, root, (root / "ucfTrainTestlist").rglob("*"), compress=True)
+    zip_folder(videos, root, tree, compress=False)  # video does not compress further
+    zip_folder(splits, root, (root / "ucfTrainTestlist").rglob("*"), compress=True)
     return {"videos": videos, "splits": splits}
