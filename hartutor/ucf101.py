@@ -218,7 +218,9 @@ class UCF101(Dataset):
     Training (``clip_sampling="random"``): one window of ``num_frames`` frames, every
     ``frame_stride``-th frame, at a random position per access. Testing
     (``"uniform"``): ``clips_per_video`` windows evenly spread over each video, each an item
-    (``"video_index"`` says which video, to average the scores of a video's clips).
+    (``"video_index"`` says which video, to average the scores of a video's clips), times
+    ``crops_per_clip`` square crops (1: the centre; 3: both ends and the centre of the longer
+    side, the three-crop test of I3D's and SlowFast's protocols; ``"crop_index"`` says which).
     ``with_flow`` adds ``flow`` (2, T-1, H, W) in pixels, estimated on the sampled frames
     (``flow_method``: ``"tvl1"`` as the papers, or the faster ``"dis"``/``"farneback"``).
     ``video`` is float32 (C, T, H, W) in [0, 1] after resizing (``size``: short side, or an
@@ -238,6 +240,7 @@ class UCF101(Dataset):
         crop_size: int | None = None,
         clip_sampling: Literal["random", "uniform"] | None = None,
         clips_per_video: int = 1,
+        crops_per_clip: int = 1,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         classes: Sequence[str] | None = None,
         with_flow: bool = False,
@@ -253,6 +256,11 @@ class UCF101(Dataset):
         self.crop_size = crop_size
         self.clip_sampling = clip_sampling or ("random" if subset == "train" else "uniform")
         self.clips_per_video = clips_per_video if self.clip_sampling == "uniform" else 1
+        if crops_per_clip not in (1, 3):
+            raise DataError(f"crops_per_clip must be 1 or 3, got {crops_per_clip!r}")
+        if crops_per_clip == 3 and crop_size is None:
+            raise DataError("crops_per_clip=3 needs a crop_size (the side of each square crop)")
+        self.crops_per_clip = crops_per_clip if self.clip_sampling == "uniform" else 1
         self.transform = transform
         self.with_flow, self.flow_method = with_flow, flow_method
         self._lengths: dict[int, int] = {}
@@ -267,7 +275,7 @@ class UCF101(Dataset):
         return layout, classes, read_split(root, split, subset)
 
     def __len__(self) -> int:
-        return len(self.entries) * self.clips_per_video
+        return len(self.entries) * self.clips_per_video * self.crops_per_clip
 
     def _length(self, index: int, path: Path) -> int:
         if index not in self._lengths:
@@ -276,8 +284,9 @@ class UCF101(Dataset):
             self._lengths[index] = probe_video(path).num_frames
         return self._lengths[index]
 
-    def _crop(self, frames: torch.Tensor, path: Path) -> torch.Tensor:
-        """Square crop: random position when training, centre when testing (as the papers)."""
+    def _crop(self, frames: torch.Tensor, path: Path, position: int = 1) -> torch.Tensor:
+        """Square crop: random position when training; when testing, the centre (``position``
+        1) or either end of the longer side (0 and 2), as the papers' test protocols."""
         side = int(self.crop_size)  # type: ignore[arg-type]
         height, width = frames.shape[1:3]
         if side > min(height, width):
@@ -287,12 +296,17 @@ class UCF101(Dataset):
             left = int(torch.randint(width - side + 1, (1,)))
         else:
             top, left = (height - side) // 2, (width - side) // 2
+            if width >= height:
+                left = (width - side) * position // 2
+            else:
+                top = (height - side) * position // 2
         return frames[:, top : top + side, left : left + side]
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         from hartutor.video import read_video
 
-        video_index, clip_index = divmod(item, self.clips_per_video)
+        video_index, rest = divmod(item, self.clips_per_video * self.crops_per_clip)
+        clip_index, crop_index = divmod(rest, self.crops_per_clip)
         entry = self.entries[video_index]
         path = self.layout.videos / entry.relpath
         span = (self.num_frames - 1) * self.frame_stride + 1
@@ -302,12 +316,13 @@ class UCF101(Dataset):
         indices = [(start + k * self.frame_stride) % length for k in range(self.num_frames)]
         frames = read_video(path, indices=indices, size=self.size).frames
         if self.crop_size is not None:
-            frames = self._crop(frames, path)
+            frames = self._crop(frames, path, crop_index if self.crops_per_clip == 3 else 1)
         sample: dict[str, Any] = {
             "video": frames.permute(3, 0, 1, 2).float().div_(255),
             "label": entry.label,
             "video_index": video_index,
             "clip_index": clip_index,
+            "crop_index": crop_index,
             "video_name": entry.relpath,
         }
         if self.with_flow:

@@ -243,3 +243,43 @@ def test_mini_hmdb51_round_trips_through_its_archives_and_the_dataset(tmp_path, 
     assert data.class_names == list(hmdb51.CLASSES)
     with pytest.raises(DataError, match="train and test, not 'val'"):
         hmdb51.read_split(tmp_path / "user", 1, "val")
+
+
+def test_three_crop_protocol_on_the_mini_ucf101(tmp_path: Path):
+    """Clips x three crops per video, averaged per video, one model per split, and the mean."""
+    from hartutor.models import build_model
+    from hartutor.protocol import evaluate_protocol, evaluate_split
+    from hartutor.ucf101 import UCF101
+
+    actions = {"Bowling": "bend_down", "BrushingTeeth": "wave"}
+    root = standins.make_ucf101(tmp_path, actions=actions, groups=(3, 10, 22), num_frames=12)
+    data = UCF101(
+        root,
+        split=1,
+        subset="test",
+        num_frames=4,
+        size=(24, 32),
+        crop_size=24,
+        clips_per_video=2,
+        crops_per_clip=3,
+    )
+    videos = len(data.entries)
+    assert len(data) == videos * 6
+    left, centre, right = (data[k]["video"] for k in range(3))
+    assert [data[k]["crop_index"] for k in range(4)] == [0, 1, 2, 0]
+    full = UCF101(root, split=1, subset="test", num_frames=4, size=(24, 32), clips_per_video=2)
+    full = full[0]["video"]  # the first clip of the first video, uncropped
+    assert torch.equal(left, full[..., :24]) and torch.equal(right, full[..., 8:])
+    assert torch.equal(centre, full[..., 4:28])
+    torch.manual_seed(0)
+    model = build_model("i3d", preset="tiny", num_classes=101).eval()
+    options = {"num_frames": 4, "size": (24, 32), "crop_size": 24, "clips_per_video": 2}
+    one = evaluate_split(model, root, 1, device="cpu", **options)
+    assert one.videos == videos and one.items == videos * 6
+    result = evaluate_protocol({1: model, 2: model, 3: model}, root, device="cpu", **options)
+    assert [s.split for s in result.splits] == [1, 2, 3]
+    assert result.splits[0] == one
+    assert abs(result.mean_top1 - sum(s.top1 for s in result.splits) / 3) < 1e-12
+    assert "| mean |" in result.table()
+    with pytest.raises(DataError, match="crops_per_clip=3 needs a crop_size"):
+        UCF101(root, split=1, subset="test", crops_per_clip=3)
