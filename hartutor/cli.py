@@ -108,13 +108,20 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _silent(*args: object, **kwargs: object) -> None:
+    """``print`` for the ranks other than 0 under torchrun: they say nothing."""
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train a registry model on the synthetic set or a UCF101-style folder."""
     from hartutor.data import build_datasets
+    from hartutor.distributed import init_from_env
     from hartutor.models import build_model
     from hartutor.synth import CLASS_NAMES
     from hartutor.train import TrainConfig, fit, seed_everything
 
+    here = init_from_env(args.device)  # under torchrun: this process's rank; else one process
+    say = print if here.is_main else _silent
     num_classes = args.classes or (len(CLASS_NAMES) if args.data == "synthetic" else None)
     if num_classes is None:
         from hartutor.ucf101 import Layout, read_class_index
@@ -147,7 +154,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = args.out or Path("checkpoints") / f"{args.model}_{args.preset}.pt"
-    print(
+    say(
         f"training {args.model} ({args.preset}, {_count(model):,} parameters) on "
         f"{bundle.description}"
     )
@@ -168,16 +175,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     for record in result.history:
         val = "  ".join(f"val {k} {v:.3f}" for k, v in record.val.items())
-        print(
+        say(
             f"epoch {record.epoch:3d}  loss {record.train_loss:.3f}  "
             f"train top1 {record.train_top1:.3f}  {val}"
         )
-    print(f"checkpoint: {out}")
-    if args.export:
+    say(f"checkpoint: {out}")
+    if args.export and here.is_main:
         from hartutor.train import export_checkpoint
 
         exported = export_checkpoint(out, args.export)
-        print(f"release copy (weights only): {exported} ({exported.stat().st_size / 1e6:.2f} MB)")
+        say(f"release copy (weights only): {exported} ({exported.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
