@@ -14,10 +14,12 @@ lets rank 0 alone print, evaluate and write checkpoints.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 
 @dataclass(frozen=True)
@@ -86,3 +88,39 @@ def barrier() -> None:
     """Wait for every rank (a no-op in one process)."""
     if world().distributed:
         dist.barrier()
+
+
+class RankShare(Sampler[int]):
+    """This rank's clips of an epoch: every ``size``-th index of one process's order.
+
+    One process's shuffled order is that of ``DataLoader(shuffle=True, generator=g)`` with
+    ``g`` seeded by ``seed``: its iterator draws one number from ``g`` for worker seeds, then
+    the sampler draws ``randperm(n)`` (fit iterates each loader once:
+    :func:`hartutor._progress.progress_bar`). Reproducing that order (not torch's
+    ``DistributedSampler``, which draws its own permutation) makes step ``k``'s global batch the
+    same clips whatever the number of processes, and a run resumable with another. The order
+    is padded by repeating its start to a multiple of the number of ranks, as
+    ``DistributedSampler`` pads.
+    """
+
+    def __init__(
+        self, num_items: int, *, seed: int, shuffle: bool = True, here: World | None = None
+    ):
+        self.num_items, self.seed, self.shuffle = num_items, seed, shuffle
+        self.here = here or world()
+
+    def order(self) -> list[int]:
+        """The whole epoch's order, as one process would draw it."""
+        if not self.shuffle:
+            return list(range(self.num_items))
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # the loader's draw
+        return torch.randperm(self.num_items, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.order()
+        padded = order + order[: (-len(order)) % self.here.size]
+        return iter(padded[self.here.rank :: self.here.size])
+
+    def __len__(self) -> int:
+        return -(-self.num_items // self.here.size)

@@ -140,17 +140,9 @@ def _as_loader(
 
     here = world()
     if here.distributed:
-        from torch.utils.data.distributed import DistributedSampler
+        from hartutor.distributed import RankShare
 
-        sampler = DistributedSampler(
-            data,
-            num_replicas=here.size,
-            rank=here.rank,
-            shuffle=shuffle,
-            seed=config.seed * 100_003,
-            drop_last=False,
-        )
-        sampler.set_epoch(epoch)  # the permutation of randperm(seed * 100_003 + epoch)
+        sampler = RankShare(len(data), seed=config.seed * 100_003 + epoch, shuffle=shuffle)
         return DataLoader(
             data,
             batch_size=config.batch_size // here.size,
@@ -342,14 +334,14 @@ def _scored_batches(
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """Each batch's scores on the CPU (``{"model": ...}`` or ``{"fused": ..., <stream>: ...}``
     when ``streams``) and its labels, from one eval-mode pass over ``data``."""
-    from tqdm.auto import tqdm
+    from hartutor._progress import progress_bar
 
     dev = resolve_device(device)
     if not isinstance(data, DataLoader) and isinstance(data, Dataset):
         data = DataLoader(data, batch_size=batch_size, shuffle=False)
     model = model.to(dev).eval()
     with torch.inference_mode():
-        for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
+        for batch in progress_bar(data, desc=desc, disable=not progress, leave=False):
             if batch_transform is not None:
                 batch = batch_transform(batch)
             output = model(model_inputs(model, batch, dev))
@@ -439,9 +431,8 @@ def fit(
     the training metrics are summed over the ranks; rank 0 alone shows progress, evaluates
     ``val_data`` and writes the checkpoint, which the other ranks wait for.
     """
-    from tqdm.auto import tqdm
-
     from hartutor import distributed
+    from hartutor._progress import progress_bar
 
     config = config or TrainConfig()
     configure_threads(config.num_threads)
@@ -500,7 +491,7 @@ def fit(
         model.train()
         loader = _as_loader(train_data, config, shuffle=True, epoch=epoch)
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=not (config.progress and here.is_main),

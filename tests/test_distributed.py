@@ -46,42 +46,48 @@ def _torchrun(nproc: int, *args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path: Path):
-    # 4 classes x 3 training groups: 12 clips, three global batches of 4
+def test_two_gloo_processes_match_one_process_and_resume_across_counts(tmp_path: Path):
+    # split 1 trains on groups 10 and 12 and the poster's video of each class: 4 classes x 3
+    # = 12 clips, three global batches of 4
     actions = {
         "Bowling": "bend_down",
         "BrushingTeeth": "wave",
         "HammerThrow": "raise_arms",
         "BabyCrawling": "sit_down",
     }
-    root = standins.make_ucf101(tmp_path / "ucf", actions=actions, groups=(3,), num_frames=16)
+    root = standins.make_ucf101(
+        tmp_path / "ucf", actions=actions, groups=(3, 10, 12), num_frames=16
+    )
     script = str(HERE / "ddp_fit.py")
-    one = subprocess.run(
-        [sys.executable, script, str(root), str(tmp_path / "one.pt")],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run(
-        _torchrun(2, script, str(root), str(tmp_path / "two.pt")),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert two.stdout.count("history") == 2  # both ranks trained...
+
+    def run(nproc: int, out: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        args = [script, str(root), str(tmp_path / out), "2", *flags]
+        command = _torchrun(nproc, *args) if nproc > 1 else [sys.executable, *args]
+        done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (nproc, out, done.stderr[-3000:])
+        return done
+
+    def assert_same_weights(a: dict, b: dict) -> None:
+        for key, value in a["state_dict"].items():
+            torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+    # epoch 1 of a 2-epoch run, then a restart: one process, and two under torchrun
+    run(1, "one.pt", "--stop-after-epoch-1")
+    two = run(2, "two.pt", "--stop-after-epoch-1")
+    assert two.stdout.count("history") == 0  # both ranks stopped after saving epoch 1
     a, b = read_checkpoint(tmp_path / "one.pt"), read_checkpoint(tmp_path / "two.pt")
-    for key, value in a["state_dict"].items():
-        torch.testing.assert_close(b["state_dict"][key], value, rtol=1e-4, atol=1e-5, msg=key)
-    # ...and the weights did move: the comparison is not between two untouched models
-    torch.manual_seed(0)
+    assert a["epoch"] == b["epoch"] == 1
+    assert_same_weights(a, b)
+    torch.manual_seed(0)  # ...and the weights did move: not two untouched models compared
     fresh = build_model("c3d", preset="tiny", num_classes=101, dropout=0.0).state_dict()
-    moved = sum(not torch.allclose(fresh[k], v) for k, v in a["state_dict"].items())
-    assert moved > 0
+    assert sum(not torch.allclose(fresh[k], v) for k, v in a["state_dict"].items()) > 0
     assert a["history"][0]["train_loss"] == pytest.approx(b["history"][0]["train_loss"], rel=1e-4)
+    # --resume with the other number of processes: each run finishes epoch 2 the same way
+    run(2, "one.pt", "--resume")
+    run(1, "two.pt", "--resume")
+    a, b = read_checkpoint(tmp_path / "one.pt"), read_checkpoint(tmp_path / "two.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    assert_same_weights(a, b)
 
 
 @pytest.mark.slow
@@ -124,3 +130,39 @@ def test_hartutor_train_runs_under_torchrun_and_rank_0_alone_writes(tmp_path: Pa
         _torchrun(2, *odd_args), env=_env(), capture_output=True, text=True, timeout=600
     )
     assert odd.returncode != 0 and "does not split over 2 processes" in odd.stderr
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_rank_shares_interleave_into_one_process_loader_order(size: int):
+    """The ranks' shares, interleaved, are exactly the order of fit's one-process loader."""
+    from torch.utils.data import DataLoader
+
+    from hartutor.distributed import RankShare, World
+
+    seed, items = 300_012, list(range(10))
+    loader = DataLoader(
+        items, batch_size=1, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    one_process = [int(batch) for batch in loader]
+    shares = [list(RankShare(10, seed=seed, here=World(rank, size))) for rank in range(size)]
+    interleaved = [shares[k % size][k // size] for k in range(sum(map(len, shares)))]
+    assert interleaved[:10] == one_process
+    assert all(len(share) == -(-10 // size) for share in shares)
+
+
+def test_progress_bar_opens_a_loader_once():
+    from torch.utils.data import DataLoader
+
+    from hartutor._progress import progress_bar
+
+    opened = []
+
+    class Counting(DataLoader):
+        def __iter__(self):
+            opened.append(1)
+            return super().__iter__()
+
+    loader = Counting(list(range(6)), batch_size=2)
+    bar = progress_bar(loader, disable=True)
+    assert bar.total == 3 and [b.tolist() for b in bar] == [[0, 1], [2, 3], [4, 5]]
+    assert len(opened) == 1
