@@ -93,14 +93,13 @@ def barrier() -> None:
 class RankShare(Sampler[int]):
     """This rank's clips of an epoch: every ``size``-th index of one process's order.
 
-    One process's shuffled order is that of ``DataLoader(shuffle=True, generator=g)`` with
-    ``g`` seeded by ``seed``: its iterator draws one number from ``g`` for worker seeds, then
-    the sampler draws ``randperm(n)`` (fit iterates each loader once:
-    :func:`hartutor._progress.progress_bar`). Reproducing that order (not torch's
-    ``DistributedSampler``, which draws its own permutation) makes step ``k``'s global batch the
-    same clips whatever the number of processes, and a run resumable with another. The order
-    is padded by repeating its start to a multiple of the number of ranks, as
-    ``DistributedSampler`` pads.
+    One process's shuffled order is that of fit's ``DataLoader(shuffle=True, generator=g)``
+    with ``g = hartutor.train.epoch_generator(seed)``: the loader's iterator draws one number
+    from ``g`` for worker seeds, then the sampler draws ``randperm(n)``. Reproducing that order
+    (not torch's ``DistributedSampler``, which draws its own permutation) makes step ``k``'s
+    global batch the same clips whatever the number of processes, and a run resumable with
+    another. The order is padded by repeating its start to a multiple of the number of ranks,
+    as ``DistributedSampler`` pads.
     """
 
     def __init__(
@@ -113,7 +112,9 @@ class RankShare(Sampler[int]):
         """The whole epoch's order, as one process would draw it."""
         if not self.shuffle:
             return list(range(self.num_items))
-        generator = torch.Generator().manual_seed(self.seed)
+        from hartutor.train import epoch_generator
+
+        generator = epoch_generator(self.seed)
         torch.empty((), dtype=torch.int64).random_(generator=generator)  # the loader's draw
         return torch.randperm(self.num_items, generator=generator).tolist()
 

@@ -151,7 +151,7 @@ def _as_loader(
             drop_last=False,
             persistent_workers=False,
         )
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    generator = epoch_generator(config.seed * 100_003 + epoch)
     return DataLoader(
         data,
         batch_size=config.batch_size,
@@ -161,6 +161,18 @@ def _as_loader(
         drop_last=False,
         persistent_workers=False,
     )
+
+
+def epoch_generator(seed: int) -> torch.Generator:
+    """The generator that shuffles one epoch, seeded and advanced by one draw.
+
+    The draw keeps every run's order what it was when fit's progress bar still opened each
+    loader twice (the throwaway iterator took one draw), so recorded seeds, and the shipped
+    checkpoints trained with them, keep reproducing.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return generator
 
 
 def _lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:

@@ -135,15 +135,18 @@ def test_hartutor_train_runs_under_torchrun_and_rank_0_alone_writes(tmp_path: Pa
 @pytest.mark.parametrize("size", [1, 2, 3])
 def test_rank_shares_interleave_into_one_process_loader_order(size: int):
     """The ranks' shares, interleaved, are exactly the order of fit's one-process loader."""
-    from torch.utils.data import DataLoader
-
     from hartutor.distributed import RankShare, World
+    from hartutor.train import TrainConfig, _as_loader
 
-    seed, items = 300_012, list(range(10))
-    loader = DataLoader(
-        items, batch_size=1, shuffle=True, generator=torch.Generator().manual_seed(seed)
-    )
+    config = TrainConfig(seed=3, batch_size=1)
+    loader = _as_loader(list(range(10)), config, shuffle=True, epoch=3)
     one_process = [int(batch) for batch in loader]
+    seed = 3 * 100_003 + 3
+    # the order fit always had: the seeded generator, two draws, then the permutation
+    old = torch.Generator().manual_seed(seed)
+    for _ in range(2):
+        torch.empty((), dtype=torch.int64).random_(generator=old)
+    assert one_process == torch.randperm(10, generator=old).tolist()
     shares = [list(RankShare(10, seed=seed, here=World(rank, size))) for rank in range(size)]
     interleaved = [shares[k % size][k // size] for k in range(sum(map(len, shares)))]
     assert interleaved[:10] == one_process
