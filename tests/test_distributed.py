@@ -169,3 +169,19 @@ def test_progress_bar_opens_a_loader_once():
     bar = progress_bar(loader, disable=True)
     assert bar.total == 3 and [b.tolist() for b in bar] == [[0, 1], [2, 3], [4, 5]]
     assert len(opened) == 1
+
+
+def test_gpu_check_script_says_plainly_when_there_is_no_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the script would run its full check")
+    env = _env()  # the script runs the environment's python, as in an activated venv
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    done = subprocess.run(
+        ["bash", str(HERE.parent / "scripts" / "gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "gpu_check: no CUDA device here; nothing measured"
