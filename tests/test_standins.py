@@ -207,6 +207,31 @@ def test_readme_full_mode_commands_run_against_the_standins(tmp_path: Path, fixt
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split()[0] == "True"
+    # README's frozen-feature route on that data, on two classes, offline
+    frozen = subprocess.run(
+        [
+            *hartutor,
+            "frozen",
+            str(root),
+            "--cache",
+            str(tmp_path / "features"),
+            "--classes",
+            "Bowling,BrushingTeeth",
+            "--test-clips",
+            "1",
+            "--epochs",
+            "3",
+            "--no-download",
+            "--quiet",
+        ],
+        env=offline,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert frozen.returncode == 0, frozen.stderr[-2000:]
+    assert "| fusion (softmax_mean) |" in frozen.stdout
+    assert "hartutor frozen ROOT --cache DIR" in (ROOT / "README.md").read_text()
 
 
 def test_mini_hmdb51_round_trips_through_its_archives_and_the_dataset(tmp_path, monkeypatch):

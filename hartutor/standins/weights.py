@@ -29,28 +29,73 @@ from hartutor.weights.registry import ASSETS, WeightsEntry, get_weights
 
 
 def randomised(model: nn.Module, seed: int) -> nn.Module:
-    """``model`` with every float tensor drawn at random (BatchNorm scales stay 1, as in TF I3D)."""
+    """``model`` with every float tensor drawn at random, at the scale trained weights have.
+
+    Convolution and linear weights: He-normal (fan-in); biases and BatchNorm means: small;
+    BatchNorm variances near 1; BatchNorm scales exactly 1 (TF's I3D has none). Random values
+    at a realistic scale keep a deep network's activations finite, as real weights do: weights
+    drawn all positive made the full-size I3D's features overflow to inf.
+    """
     generator = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
     with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point() or name.endswith("bn.weight"):
+        for name, tensor in state.items():
+            if not tensor.is_floating_point():
                 continue
-            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.02 + 0.01)
+            stem = name.rsplit(".", 1)[0]
+            is_norm = f"{stem}.running_var" in state
+            noise = torch.randn(tensor.shape, generator=generator)
+            if is_norm and name.endswith(".weight"):
+                tensor.fill_(1.0)
+            elif name.endswith("running_var"):
+                tensor.copy_(1.0 + 0.1 * noise.abs())
+            elif tensor.dim() >= 2:
+                tensor.copy_(noise * (2.0 / tensor[0].numel()) ** 0.5)
+            else:  # biases, BatchNorm shifts and means
+                tensor.copy_(0.01 * noise)
     return model
 
 
+def _calibrate_batchnorm(model: nn.Module, example: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics from a forward pass over ``example``, so that
+    each layer's output is normalised as trained weights' statistics would normalise it."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(example)
+    model.eval()
+
+
 def source_model(entry: WeightsEntry, seed: int) -> nn.Module:
-    """The randomised network whose weights a stand-in of ``entry`` holds."""
+    """The randomised network whose weights a stand-in of ``entry`` holds.
+
+    Random weights at a trained network's scale (:func:`randomised`), BatchNorm statistics
+    measured on random clips: features then stay within float16's range through the deep
+    full-size networks, as with the real weights (the frozen-feature route stores float16).
+    """
+    generator = torch.Generator().manual_seed(seed)
     if entry.format == "timm_state_dict":
         import timm
 
         name = entry.meta.get("timm_model", "legacy_xception")
         model = timm.create_model(name, pretrained=False, num_classes=entry.num_classes)
+        example = torch.rand(2, 3, 160, 160, generator=generator) * 2 - 1
     else:
         from hartutor.models import build_model
 
         model = build_model(entry.model, **dict(entry.model_kwargs))
-    return randomised(model, seed)
+        channels = 2 if entry.modality == "flow" else 3
+        example = torch.rand(2, channels, 8, 112, 112, generator=generator) * 2 - 1
+    randomised(model, seed)
+    _calibrate_batchnorm(model, example)
+    if entry.format == "tf_checkpoint":  # TF's I3D has no BatchNorm scale: keep it 1
+        for name, tensor in model.state_dict().items():
+            if name.endswith("bn.weight"):
+                tensor.fill_(1.0)
+    return model
 
 
 def write_entry(
