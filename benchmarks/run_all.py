@@ -437,7 +437,9 @@ def gpu_placeholder(machine: Machine) -> report.Section:
         "(`torch.cuda.is_available()` is False). On a machine with CUDA, "
         "`python -m benchmarks --only gpu` measures the inference tables on the GPU (float16 "
         "autocast for mixed precision, `torch.cuda.max_memory_allocated` beside the RSS; no "
-        "int8, which is CPU-only) and fills this section, keeping the CPU sections."
+        "int8, which is CPU-only) and fills this section, keeping the CPU sections. "
+        "`bash scripts/gpu_check.sh` runs it together with a full-mode smoke run on CUDA "
+        "(stand-in data and weights, mixed precision) and prints what it measured."
     )
     return report.Section("gpu", "GPU inference", body)
 

@@ -7,7 +7,9 @@ import contextlib
 import math
 import os
 import platform
+import shutil
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -113,13 +115,20 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _silent(*args: object, **kwargs: object) -> None:
+    """``print`` for the ranks other than 0 under torchrun: they say nothing."""
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train a registry model on the synthetic set or a UCF101-style folder."""
     from hartutor.data import build_datasets
+    from hartutor.distributed import init_from_env
     from hartutor.models import build_model
     from hartutor.synth import CLASS_NAMES
     from hartutor.train import TrainConfig, fit, seed_everything
 
+    here = init_from_env(args.device)  # under torchrun: this process's rank; else one process
+    say = print if here.is_main else _silent
     if args.data == "synthetic":
         data_classes = len(CLASS_NAMES)
     else:
@@ -160,7 +169,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
-    print(
+    say(
         f"training {args.model} ({args.preset}, {_count(model):,} parameters) on "
         f"{bundle.description}"
     )
@@ -181,16 +190,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     for record in result.history:
         val = "  ".join(f"val {k} {v:.3f}" for k, v in record.val.items())
-        print(
+        say(
             f"epoch {record.epoch:3d}  loss {record.train_loss:.3f}  "
             f"train top1 {record.train_top1:.3f}  {val}"
         )
-    print(f"checkpoint: {out}")
-    if args.export:
+    say(f"checkpoint: {out}")
+    if args.export and here.is_main:
         from hartutor.train import export_checkpoint
 
         exported = export_checkpoint(out, args.export)
-        print(f"release copy (weights only): {exported} ({exported.stat().st_size / 1e6:.2f} MB)")
+        say(f"release copy (weights only): {exported} ({exported.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
@@ -322,6 +331,10 @@ def _cmd_ucf101(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     print(f"{args.root}: {report.num_classes} classes, {report.num_videos} videos")
+    if report.standin:
+        print(
+            "  stand-in archives (hartutor.standins): consistency checked, not the official counts"
+        )
     for split, (train, test) in sorted(report.split_sizes.items()):
         print(f"  split {split}: {train} train / {test} test")
     for problem in report.problems:
@@ -388,6 +401,47 @@ def _cmd_frozen(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(report.table())
+    return 0
+
+
+def _cmd_standins(args: argparse.Namespace) -> int:
+    """Build or serve the stand-ins of UCF101 and the pretrained weights (a local mirror)."""
+    from hartutor import standins
+
+    folder = Path(args.folder)
+    if args.action == "serve":
+        with standins.serve(folder, port=args.port) as server:
+            print(
+                f"serving {folder} at {server.url}; in another shell: "
+                f"export HARTUTOR_MIRROR={server.url}  (Ctrl-C stops)",
+                flush=True,
+            )
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                return 0
+    from hartutor import ucf101
+    from hartutor.course import fixtures_dir
+
+    if folder.exists() and any(folder.iterdir()) and not args.overwrite:
+        raise HartutorError(
+            f"{folder} is not empty; pass --overwrite to rebuild the stand-ins there"
+        )
+    work = folder / ".build"
+    mini = standins.make_ucf101(work / "ucf101", num_frames=args.frames, overwrite=True)
+    archives = standins.pack_ucf101(mini, work / "archives")
+    fixtures = fixtures_dir()
+    label_maps = {}
+    for key, name in (
+        ("kinetics400_label_map", "kinetics400.txt"),
+        ("kinetics600_label_map", "kinetics600.txt"),
+    ):
+        if fixtures is not None and (fixtures / "labels" / name).is_file():
+            label_maps[key] = fixtures / "labels" / name
+    extra = {ucf101.URLS[key]: path for key, path in archives.items()}
+    standins.write_mirror(folder, weights=args.weights, label_maps=label_maps, extra=extra)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"stand-ins in {folder}: serve them with 'hartutor standins serve {folder}'")
     return 0
 
 
@@ -618,6 +672,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_ucf101)
+
+    p = sub.add_parser(
+        "standins",
+        help="stand-ins of UCF101 and the weights (real formats, random values) as a local mirror",
+    )
+    p.add_argument("action", choices=["build", "serve"])
+    p.add_argument("folder", type=Path, help="the mirror folder")
+    p.add_argument(
+        "--weights",
+        nargs="*",
+        default=["i3d_rgb_kinetics600_scratch", "xception_imagenet1k_tf"],
+        help="build: registry entries to stand in for (default: the poster's two)",
+    )
+    p.add_argument("--frames", type=int, default=64, help="build: frames per stand-in video")
+    p.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    p.add_argument("--overwrite", action="store_true", help="build: replace a non-empty folder")
+    p.set_defaults(func=_cmd_standins)
 
     return parser
 

@@ -96,6 +96,7 @@ def build_datasets(
     num_frames: int | None = None,
     size: int | None = None,
     cache_mb: float | None = None,
+    augment: bool = True,
 ) -> DataBundle:
     """Datasets for ``model`` from ``"synthetic"`` or a folder in UCF101's layout.
 
@@ -104,6 +105,11 @@ def build_datasets(
     split keeps up to ``cache_mb`` MiB of rendered clips in memory (default
     :data:`~hartutor.synth.TRAINING_CACHE_MB`; 0 turns it off), as training and the temporal
     diagnostics go over the same clips several times.
+
+    A folder's training clips are augmented (``augment``): decoded with the shorter side at 8/7
+    of the model's size, then one random resized crop and horizontal flip per clip
+    (:class:`~hartutor.augment.ClipAugment`, flow included); validation clips are resized to
+    the model's size, as before.
     """
     spec = model.input_spec
     frames = num_frames or spec.num_frames
@@ -138,6 +144,19 @@ def build_datasets(
     val_subset = "val" if (layout.splits / f"vallist0{split}.txt").is_file() else "test"
 
     def make_folder(subset: str) -> UCF101:
+        if subset == "train" and augment:
+            from hartutor.augment import ClipAugment
+
+            short_side = round(side * 8 / 7)  # 256 for 224, as the papers' training crops
+            return UCF101(
+                data,
+                split=split,
+                subset=subset,
+                num_frames=frames,
+                size=short_side,
+                transform=Compose([ClipAugment(side), transform]),
+                with_flow=with_flow,
+            )
         return UCF101(
             data,
             split=split,

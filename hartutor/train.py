@@ -153,9 +153,27 @@ def scores_of(output: Any) -> torch.Tensor:
 def _as_loader(
     data: Dataset | DataLoader, config: TrainConfig, *, shuffle: bool, epoch: int
 ) -> DataLoader:
+    """This rank's loader for one epoch. Under torchrun each rank takes every ``size``-th clip
+    of the same shuffled order as one process would use, ``batch_size / size`` at a time, so a
+    step's global batch holds the same clips whatever the number of processes."""
     if isinstance(data, DataLoader):
         return data
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    from hartutor.distributed import world
+
+    here = world()
+    if here.distributed:
+        from hartutor.distributed import RankShare
+
+        sampler = RankShare(len(data), seed=config.seed * 100_003 + epoch, shuffle=shuffle)
+        return DataLoader(
+            data,
+            batch_size=config.batch_size // here.size,
+            sampler=sampler,
+            num_workers=config.num_workers,
+            drop_last=False,
+            persistent_workers=False,
+        )
+    generator = epoch_generator(config.seed * 100_003 + epoch)
     return DataLoader(
         data,
         batch_size=config.batch_size,
@@ -165,6 +183,18 @@ def _as_loader(
         drop_last=False,
         persistent_workers=False,
     )
+
+
+def epoch_generator(seed: int) -> torch.Generator:
+    """The generator that shuffles one epoch, seeded and advanced by one draw.
+
+    The draw keeps every run's order what it was when fit's progress bar still opened each
+    loader twice (the throwaway iterator took one draw), so recorded seeds, and the shipped
+    checkpoints trained with them, keep reproducing.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return generator
 
 
 def _lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -476,14 +506,14 @@ def _scored_batches(
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """Each batch's scores on the CPU (``{"model": ...}`` or ``{"fused": ..., <stream>: ...}``
     when ``streams``) and its labels, from one eval-mode pass over ``data``."""
-    from tqdm.auto import tqdm
+    from hartutor._progress import progress_bar
 
     dev = resolve_device(device)
     if not isinstance(data, DataLoader) and isinstance(data, Dataset):
         data = DataLoader(data, batch_size=batch_size, shuffle=False)
     model = model.to(dev).eval()
     with torch.inference_mode():
-        for batch in tqdm(data, desc=desc, disable=not progress, leave=False):
+        for batch in progress_bar(data, desc=desc, disable=not progress, leave=False):
             if batch_transform is not None:
                 batch = batch_transform(batch)
             output = model(model_inputs(model, batch, dev))
@@ -567,8 +597,14 @@ def fit(
 
     ``model_meta`` (``{"name": ..., "kwargs": {...}, "preset": ...}``) is stored in the checkpoint
     so :func:`load_checkpoint` can rebuild the model; ``class_names`` too.
+
+    Under ``torchrun`` (:mod:`hartutor.distributed`) the same call trains with
+    DistributedDataParallel: ``config.batch_size`` is the global batch, split over the ranks;
+    the training metrics are summed over the ranks; rank 0 alone shows progress, evaluates
+    ``val_data`` and writes the checkpoint, which the other ranks wait for.
     """
-    from tqdm.auto import tqdm
+    from hartutor import distributed
+    from hartutor._progress import progress_bar
 
     config = config or TrainConfig()
     model_classes = getattr(model, "num_classes", None)
@@ -578,10 +614,23 @@ def fit(
             f"{len(class_names)}: build the model with num_classes={len(class_names)}"
         )
     configure_threads(config.num_threads)
-    device = resolve_device(config.device)
+    here = distributed.world()
+    if here.distributed and config.batch_size % here.size:
+        raise HartutorError(
+            f"batch size {config.batch_size} does not split over {here.size} processes: "
+            f"give a multiple of {here.size} (it is the global batch)"
+        )
+    device = (
+        distributed.device_for(config.device) if here.distributed else resolve_device(config.device)
+    )
     use_amp = device.type == "cuda" and config.amp in (True, "auto")
     seed_everything(config.seed)
     model = model.to(device)
+    net: nn.Module = model
+    if here.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = _make_optimizer(model, config)
     steps_per_epoch = len(_as_loader(train_data, config, shuffle=True, epoch=0))
     total_steps = steps_per_epoch * config.epochs
@@ -623,16 +672,16 @@ def fit(
         model.train()
         loader = _as_loader(train_data, config, shuffle=True, epoch=epoch)
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not config.progress,
+            disable=not (config.progress and here.is_main),
             leave=False,
         )
         for step, batch in enumerate(bar):
             labels = batch["label"].long().to(device)
             with torch.autocast(device.type, enabled=use_amp):
-                output = model(model_inputs(model, batch, device))
+                output = net(model_inputs(model, batch, device))
                 logits = scores_of(output)
                 if config.fusion_loss == "streams" and hasattr(output, "streams"):
                     stream_losses = [criterion(s.float(), labels) for s in output.streams.values()]
@@ -662,13 +711,14 @@ def fit(
             correct += int((logits.argmax(1) == labels).sum())
             seen += labels.numel()
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+        total_loss, correct, seen = distributed.all_sum([total_loss, correct, seen], device)
         record = EpochRecord(
             epoch=epoch + 1,
             train_loss=total_loss / max(seen, 1),
             train_top1=correct / max(seen, 1),
             lr=scheduler.get_last_lr()[0],
         )
-        if val_data is not None:
+        if val_data is not None and here.is_main:
             val_result = evaluate(
                 model,
                 val_data,
@@ -681,7 +731,7 @@ def fit(
             if val_result.loss is not None:
                 record.val["loss"] = val_result.loss
         history.append(record)
-        if checkpoint is not None:
+        if checkpoint is not None and here.is_main:
             save_checkpoint(
                 checkpoint,
                 {
@@ -696,6 +746,7 @@ def fit(
                     "class_names": list(class_names) if class_names else None,
                 },
             )
+        distributed.barrier()  # every rank goes on once rank 0 has evaluated and saved
     return FitResult(history=history, checkpoint=checkpoint, val=val_result)
 
 

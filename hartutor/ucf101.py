@@ -20,6 +20,7 @@ so everything here also reads it (``videos/`` instead of ``UCF-101/``, ``splits/
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class LayoutReport:
     split_sizes: dict[int, tuple[int, int]]
     missing: list[str]
     problems: list[str]
+    standin: bool = False  # unpacked from stand-in archives: counts not checked
 
     @property
     def ok(self) -> bool:
@@ -257,7 +259,9 @@ class UCF101(Dataset):
     Training (``clip_sampling="random"``): one window of ``num_frames`` frames, every
     ``frame_stride``-th frame, at a random position per access. Testing
     (``"uniform"``): ``clips_per_video`` windows evenly spread over each video, each an item
-    (``"video_index"`` says which video, to average the scores of a video's clips).
+    (``"video_index"`` says which video, to average the scores of a video's clips), times
+    ``crops_per_clip`` square crops (1: the centre; 3: both ends and the centre of the longer
+    side, the three-crop test of I3D's and SlowFast's protocols; ``"crop_index"`` says which).
     ``with_flow`` adds ``flow`` (2, T-1, H, W) in pixels, estimated on the sampled frames
     (``flow_method``: ``"tvl1"`` as the papers, or the faster ``"dis"``/``"farneback"``).
     ``video`` is float32 (C, T, H, W) in [0, 1] after resizing (``size``: short side, or an
@@ -277,30 +281,42 @@ class UCF101(Dataset):
         crop_size: int | None = None,
         clip_sampling: Literal["random", "uniform"] | None = None,
         clips_per_video: int = 1,
+        crops_per_clip: int = 1,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         classes: Sequence[str] | None = None,
         with_flow: bool = False,
         flow_method: str = "tvl1",
     ):
-        self.layout = Layout.find(root)
-        self.entries = read_split(root, split, subset)
+        self.layout, self.class_names, self.entries = self._index(root, split, subset)
         if classes is not None:
             keep = set(classes)
-            all_classes = read_class_index(self.layout.splits / "classInd.txt")
-            self.entries = [e for e in self.entries if all_classes[e.label] in keep]
+            self.entries = [e for e in self.entries if self.class_names[e.label] in keep]
         if not self.entries:
             raise DataError(f"no videos in split {split} {subset} of {self.layout.root}")
-        self.class_names = read_class_index(self.layout.splits / "classInd.txt")
         self.num_frames, self.frame_stride, self.size = num_frames, frame_stride, size
         self.crop_size = crop_size
         self.clip_sampling = clip_sampling or ("random" if subset == "train" else "uniform")
         self.clips_per_video = clips_per_video if self.clip_sampling == "uniform" else 1
+        if crops_per_clip not in (1, 3):
+            raise DataError(f"crops_per_clip must be 1 or 3, got {crops_per_clip!r}")
+        if crops_per_clip == 3 and crop_size is None:
+            raise DataError("crops_per_clip=3 needs a crop_size (the side of each square crop)")
+        self.crops_per_clip = crops_per_clip if self.clip_sampling == "uniform" else 1
         self.transform = transform
         self.with_flow, self.flow_method = with_flow, flow_method
         self._lengths: dict[int, int] = {}
 
+    @staticmethod
+    def _index(
+        root: str | Path, split: int, subset: Subset
+    ) -> tuple[Layout, list[str], list[VideoEntry]]:
+        """The dataset's layout, class names and the entries of one split (its file formats)."""
+        layout = Layout.find(root)
+        classes = read_class_index(layout.splits / "classInd.txt")
+        return layout, classes, read_split(root, split, subset)
+
     def __len__(self) -> int:
-        return len(self.entries) * self.clips_per_video
+        return len(self.entries) * self.clips_per_video * self.crops_per_clip
 
     def _length(self, index: int, path: Path) -> int:
         if index not in self._lengths:
@@ -309,8 +325,9 @@ class UCF101(Dataset):
             self._lengths[index] = probe_video(path).num_frames
         return self._lengths[index]
 
-    def _crop(self, frames: torch.Tensor, path: Path) -> torch.Tensor:
-        """Square crop: random position when training, centre when testing (as the papers)."""
+    def _crop(self, frames: torch.Tensor, path: Path, position: int = 1) -> torch.Tensor:
+        """Square crop: random position when training; when testing, the centre (``position``
+        1) or either end of the longer side (0 and 2), as the papers' test protocols."""
         side = int(self.crop_size)  # type: ignore[arg-type]
         height, width = frames.shape[1:3]
         if side > min(height, width):
@@ -320,12 +337,17 @@ class UCF101(Dataset):
             left = int(torch.randint(width - side + 1, (1,)))
         else:
             top, left = (height - side) // 2, (width - side) // 2
+            if width >= height:
+                left = (width - side) * position // 2
+            else:
+                top = (height - side) * position // 2
         return frames[:, top : top + side, left : left + side]
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         from hartutor.video import read_video
 
-        video_index, clip_index = divmod(item, self.clips_per_video)
+        video_index, rest = divmod(item, self.clips_per_video * self.crops_per_clip)
+        clip_index, crop_index = divmod(rest, self.crops_per_clip)
         entry = self.entries[video_index]
         path = self.layout.videos / entry.relpath
         span = (self.num_frames - 1) * self.frame_stride + 1
@@ -335,12 +357,13 @@ class UCF101(Dataset):
         indices = [(start + k * self.frame_stride) % length for k in range(self.num_frames)]
         frames = read_video(path, indices=indices, size=self.size).frames
         if self.crop_size is not None:
-            frames = self._crop(frames, path)
+            frames = self._crop(frames, path, crop_index if self.crops_per_clip == 3 else 1)
         sample: dict[str, Any] = {
             "video": frames.permute(3, 0, 1, 2).float().div_(255),
             "label": entry.label,
             "video_index": video_index,
             "clip_index": clip_index,
+            "crop_index": crop_index,
             "video_name": entry.relpath,
         }
         if self.with_flow:
@@ -445,7 +468,8 @@ def _safe_extract_zip(archive: Path, target: Path) -> None:
         raise DataError(f"cannot unpack {archive} into {target}: {err}") from err
 
 
-def _extract_rar(archive: Path, target: Path) -> str:
+def extract_rar(archive: Path, target: Path) -> str:
+    """Unpack a RAR archive into ``target`` with the first extractor found; return its name."""
     import shutil
     import subprocess
 
@@ -484,14 +508,21 @@ def extract(root: str | Path) -> Layout:
     if not (root / "ucfTrainTestlist").is_dir():
         _safe_extract_zip(archives["splits"], root)
     if not (root / "UCF-101").is_dir():
-        _extract_rar(archives["videos"], root)
+        extract_rar(archives["videos"], root)
     return Layout.find(root)
 
 
 def prepare(
     root: str | Path, *, download_archives: bool = True, progress: bool = True
 ) -> LayoutReport:
-    """Download (unless the archives are already there), unpack and check UCF101 in ``root``."""
+    """Download (unless the archives are already there), unpack and check UCF101 in ``root``.
+
+    Archives from a stand-in mirror (:mod:`hartutor.standins`, ``HARTUTOR_MIRROR``) hold a
+    miniature: its layout is checked for consistency, not against the official counts, and the
+    report says so.
+    """
+    from hartutor.weights.download import is_standin
+
     root = Path(root)
     missing = [n for n in ARCHIVES.values() if not (root / "archives" / n).is_file()]
     layout_there = (root / "UCF-101").is_dir() and (root / "ucfTrainTestlist").is_dir()
@@ -501,4 +532,6 @@ def prepare(
         download(root, progress=progress)
     if not layout_there:
         extract(root)
-    return check_layout(root)
+    standin = any(is_standin(root / "archives" / n) for n in ARCHIVES.values())
+    report = check_layout(root, expect_full=not standin)
+    return dataclasses.replace(report, standin=standin)

@@ -1029,6 +1029,7 @@ def write_video(
     crf: int = DEFAULT_CRF,
     odd: Literal["pad", "crop"] = "pad",
     options: Mapping[str, str] | None = None,
+    fourcc: str | None = None,
 ) -> Path:
     """Write ``uint8`` RGB ``(T, H, W, 3)`` or grey ``(T, H, W)`` frames to a video file.
 
@@ -1040,7 +1041,8 @@ def write_video(
     on the encoder's own scale (x264 0-51, VP9 0-63; MPEG-4 maps it to a quantiser); the default
     :data:`DEFAULT_CRF` is visually near-lossless on the 64x64 synthetic clips. ``options`` are
     passed to the encoder last (e.g. ``{"g": "10"}`` for a keyframe every 10 frames,
-    ``{"preset": "ultrafast"}``).
+    ``{"preset": "ultrafast"}``). ``fourcc`` sets the stream's four-character code (``"XVID"``
+    labels MPEG-4 Part 2 in an AVI as UCF101's files are labelled; FFmpeg's default is FMP4).
 
     yuv420p keeps colour at half resolution, so H.264 and MPEG-4 need an even width and height:
     an odd size is padded by repeating the last row/column (``odd="pad"``, the default: nothing
@@ -1066,6 +1068,8 @@ def write_video(
         raise ValueError(f"odd must be 'pad' or 'crop', got {odd!r}")
     if not 0 <= crf <= 63:
         raise ValueError(f"crf must be within 0..63, got {crf}")
+    if fourcc is not None and (len(fourcc) != 4 or not fourcc.isascii()):
+        raise ValueError(f"fourcc must be four ASCII characters, got {fourcc!r}")
     name = _pick_codec(target, codec)
     source = _frames_of(target, frames)
     first_raw = next(source, None)
@@ -1075,6 +1079,8 @@ def write_video(
     try:
         with atomic_path(target) as tmp, av.open(str(tmp), mode="w") as container:
             stream = _add_stream(container, name, rate, first, crf, odd, options)
+            if fourcc is not None:
+                stream.codec_context.codec_tag = fourcc
             time_base = 1 / rate
             for t, raw in enumerate(_chain(first_raw, source)):
                 frame = _rgb_frame(target, t, raw)

@@ -17,6 +17,7 @@ import torch
 
 from hartutor.models import build_model
 from hartutor.models.i3d import i3d_state_dict_to_tf, tf_variable_name_to_key
+from hartutor.standins import randomised
 from hartutor.weights import RemoteFile, get_weights, list_weights, load_pretrained
 from hartutor.weights.tf_checkpoint import read_tf_checkpoint_index, write_tf_checkpoint
 
@@ -25,16 +26,6 @@ def _without_hashes(entry):
     """The entry with the real files' hashes removed: our generated files differ from them."""
     files = tuple(RemoteFile(f.url, f.filename, subdir=f.subdir) for f in entry.files)
     return dataclasses.replace(entry, files=files)
-
-
-def _randomised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point() or name.endswith("bn.weight"):
-                continue  # TF I3D has no BatchNorm scale: it stays 1
-            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.02 + 0.01)
-    return model
 
 
 def _entries(fmt: str) -> list[str]:
@@ -52,7 +43,7 @@ def _assert_same_weights(loaded: torch.nn.Module, source: torch.nn.Module) -> No
 @pytest.mark.parametrize("name", _entries("torch_state_dict"))
 def test_piergiaj_entries_load_old_pytorch_files(name: str, tmp_path: Path):
     entry = get_weights(name)
-    source = _randomised(build_model(entry.model, **entry.model_kwargs), seed=1)
+    source = randomised(build_model(entry.model, **entry.model_kwargs), seed=1)
     old_style = {
         k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")
     }
@@ -66,7 +57,7 @@ def test_piergiaj_entries_load_old_pytorch_files(name: str, tmp_path: Path):
 @pytest.mark.parametrize("name", _entries("tf_checkpoint"))
 def test_deepmind_entries_load_tf_checkpoints(name: str, tmp_path: Path):
     entry = get_weights(name)
-    source = _randomised(build_model(entry.model, **entry.model_kwargs), seed=2)
+    source = randomised(build_model(entry.model, **entry.model_kwargs), seed=2)
     scope = entry.tf_scope if entry.tf_scope is not None else ""
     variables = i3d_state_dict_to_tf(source.state_dict(), scope=scope)
     variables[f"{scope}global_step"] = np.array(123, dtype=np.int64)
@@ -103,7 +94,7 @@ def test_timm_entries_load_into_the_frame_stream(name: str, tmp_path: Path):
     import timm
 
     entry = get_weights(name)
-    source = _randomised(
+    source = randomised(
         timm.create_model(
             entry.meta.get("timm_model", "legacy_xception"),
             pretrained=False,
