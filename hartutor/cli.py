@@ -422,11 +422,13 @@ def _cmd_standins(args: argparse.Namespace) -> int:
                 return 0
     from hartutor import ucf101
     from hartutor.course import fixtures_dir
+    from hartutor.weights import get_weights
 
-    if folder.exists() and any(folder.iterdir()) and not args.overwrite:
-        raise HartutorError(
-            f"{folder} is not empty; pass --overwrite to rebuild the stand-ins there"
-        )
+    for name in args.weights:  # every name known before any rendering starts
+        get_weights(name)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not args.overwrite:
+        raise HartutorError(f"{folder} is not empty; pass --overwrite to rebuild stand-ins there")
+    check_writable(folder, folder=True, what="stand-in mirror")
     work = folder / ".build"
     mini = standins.make_ucf101(work / "ucf101", num_frames=args.frames, overwrite=True)
     archives = standins.pack_ucf101(mini, work / "archives")
@@ -685,8 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=["i3d_rgb_kinetics600_scratch", "xception_imagenet1k_tf"],
         help="build: registry entries to stand in for (default: the poster's two)",
     )
-    p.add_argument("--frames", type=int, default=64, help="build: frames per stand-in video")
-    p.add_argument("--port", type=int, default=0, help="serve: port (default: a free one)")
+    p.add_argument("--frames", type=FRAMES, default=64, help="build: frames per stand-in video")
+    p.add_argument(
+        "--port",
+        type=cli_type(rules.int_rule("port", 0, 65535)),
+        default=0,
+        help="serve: port (default: a free one)",
+    )
     p.add_argument("--overwrite", action="store_true", help="build: replace a non-empty folder")
     p.set_defaults(func=_cmd_standins)
 

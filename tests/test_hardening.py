@@ -589,6 +589,8 @@ WORK = [
     ("hartutor.weights", "weights_files"),
     ("hartutor.ucf101", "prepare"),
     ("hartutor.features", "pretrained_stream"),
+    ("hartutor.standins", "make_ucf101"),
+    ("hartutor.standins", "serve"),
 ]
 
 _NUMBERS = [
@@ -661,6 +663,15 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     ),
     "weights": (["list", "path", "download", "nope"], {"--quiet": None}),
     "ucf101": (["check", "prepare", "nope"], {"--subset": None, "--quick": None}),
+    "standins": (
+        ["build", "serve", "nope"],
+        {
+            "--frames": [],
+            "--port": [],
+            "--weights": ["xception_imagenet1k_tf", "nosuch"],
+            "--overwrite": None,
+        },
+    ),
     "frozen": (
         ["nowhere"],
         {
