@@ -159,18 +159,15 @@ def prepare(
     root: str | Path, *, download_archives: bool = True, progress: bool = True
 ) -> LayoutReport:
     """Download (unless the archives are there), unpack and check HMDB51 in ``root``."""
-    import dataclasses
+    from hartutor.ucf101 import prepare_from_archives
 
-    from hartutor.weights.download import is_standin
-
-    root = Path(root)
-    missing = [n for n in ARCHIVES.values() if not (root / "archives" / n).is_file()]
-    there = (root / VIDEO_DIR).is_dir() and (root / SPLIT_DIR).is_dir()
-    if missing and not there:
-        if not download_archives:
-            raise DataError(f"{', '.join(missing)} not found in {root / 'archives'}")
-        download(root, progress=progress)
-    if not there:
-        extract(root)
-    standin = any(is_standin(root / "archives" / n) for n in ARCHIVES.values())
-    return dataclasses.replace(check_layout(root, expect_full=not standin), standin=standin)
+    return prepare_from_archives(
+        root,
+        archives=ARCHIVES,
+        folders=(VIDEO_DIR, SPLIT_DIR),
+        download=download,
+        extract=extract,
+        check=check_layout,
+        download_archives=download_archives,
+        progress=progress,
+    )

@@ -512,26 +512,51 @@ def extract(root: str | Path) -> Layout:
     return Layout.find(root)
 
 
-def prepare(
-    root: str | Path, *, download_archives: bool = True, progress: bool = True
+def prepare_from_archives(
+    root: str | Path,
+    *,
+    archives: Mapping[str, str],
+    folders: Sequence[str],
+    download: Callable[..., Any],
+    extract: Callable[[Path], Any],
+    check: Callable[..., LayoutReport],
+    download_archives: bool = True,
+    progress: bool = True,
 ) -> LayoutReport:
-    """Download (unless the archives are already there), unpack and check UCF101 in ``root``.
+    """The prepare step of a dataset distributed as archives (UCF101, HMDB51).
 
-    Archives from a stand-in mirror (:mod:`hartutor.standins`, ``HARTUTOR_MIRROR``) hold a
-    miniature: its layout is checked for consistency, not against the official counts, and the
-    report says so.
+    Downloads the ``archives`` into ``root/archives`` unless they or the unpacked ``folders``
+    are there, unpacks them, and checks the layout. Archives from a stand-in mirror
+    (:mod:`hartutor.standins`, ``HARTUTOR_MIRROR``) hold a miniature: its layout is checked for
+    consistency, not against the official counts, and the report says so.
     """
     from hartutor.weights.download import is_standin
 
     root = Path(root)
-    missing = [n for n in ARCHIVES.values() if not (root / "archives" / n).is_file()]
-    layout_there = (root / "UCF-101").is_dir() and (root / "ucfTrainTestlist").is_dir()
-    if missing and not layout_there:
+    missing = [n for n in archives.values() if not (root / "archives" / n).is_file()]
+    unpacked = all((root / folder).is_dir() for folder in folders)
+    if missing and not unpacked:
         if not download_archives:
             raise DataError(f"{', '.join(missing)} not found in {root / 'archives'}")
         download(root, progress=progress)
-    if not layout_there:
+    if not unpacked:
         extract(root)
-    standin = any(is_standin(root / "archives" / n) for n in ARCHIVES.values())
-    report = check_layout(root, expect_full=not standin)
+    standin = any(is_standin(root / "archives" / n) for n in archives.values())
+    report = check(root, expect_full=not standin)
     return dataclasses.replace(report, standin=standin)
+
+
+def prepare(
+    root: str | Path, *, download_archives: bool = True, progress: bool = True
+) -> LayoutReport:
+    """Download (unless the archives are already there), unpack and check UCF101 in ``root``."""
+    return prepare_from_archives(
+        root,
+        archives=ARCHIVES,
+        folders=("UCF-101", "ucfTrainTestlist"),
+        download=download,
+        extract=extract,
+        check=check_layout,
+        download_archives=download_archives,
+        progress=progress,
+    )
