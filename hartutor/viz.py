@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -497,7 +497,7 @@ def relative_importance(values: object) -> np.ndarray:
     return array / mean if mean > 0 else np.zeros_like(array)
 
 
-def training_curves(history: Sequence[object], *, title: str = "Training") -> Figure:
+def training_curves(history: Sequence[Any], *, title: str = "Training") -> Figure:
     """Loss and top-1 accuracy per epoch, on the training set and (when measured) validation.
 
     ``history``: :attr:`hartutor.train.FitResult.history` (records with ``epoch``,
@@ -507,7 +507,7 @@ def training_curves(history: Sequence[object], *, title: str = "Training") -> Fi
 
     if not history:
         raise ValueError("training_curves needs at least one epoch of history")
-    epochs = [int(getattr(r, "epoch")) for r in history]
+    epochs = [int(r.epoch) for r in history]
     fig = Figure(figsize=(7.2, 2.8), layout="constrained")
     loss_ax, top1_ax = fig.subplots(1, 2)
     for ax, train_key, val_key, label in (
