@@ -689,3 +689,16 @@ def package_bytes(module: str) -> int:
             if file.is_file() and not file.is_symlink():
                 total += file.stat().st_size
     return total
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :mod:`platform`'s), to name
+    the device a timing holds for."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"

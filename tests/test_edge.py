@@ -402,3 +402,9 @@ def test_package_bytes_counts_files():
     assert package_bytes("hartutor") > 100_000
     with pytest.raises(EdgeError, match="not an installed package"):
         package_bytes("no_such_package_hartutor")
+
+
+def test_cpu_name_names_something():
+    from hartutor.edge import cpu_name
+
+    assert isinstance(cpu_name(), str) and cpu_name().strip()
