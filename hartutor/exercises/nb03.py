@@ -96,7 +96,7 @@ def temporal_perturbations(model: Any, data: Any, seed: int) -> dict[str, float]
             name: evaluate(
                 model.streams["temporal"],
                 data,
-                batch_size=32,
+                batch_size=16,
                 batch_transform=transform,
                 progress=False,
             ).top1
