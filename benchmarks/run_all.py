@@ -682,7 +682,7 @@ def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         report.target_line(
             within,
-            "(the course's own) every notebook under 5 minutes and 2 GB on one core: slowest "
+            "(the course's own) every notebook under 5 minutes and 1 GB on one core: slowest "
             f"{slowest['notebook']} {slowest['wall_s']:.0f} s, largest "
             f"{largest['notebook']} {largest['kernel_peak_mb']:.0f} MB.",
         ),

@@ -11,6 +11,7 @@ from hartutor import _compat
 
 _compat.install()
 
+from hartutor._display import register_figure_formatter  # noqa: E402
 from hartutor.errors import (  # noqa: E402
     DataError,
     HartutorError,
@@ -20,6 +21,9 @@ from hartutor.errors import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+
+# In a notebook, hartutor's figures display as pictures even without %matplotlib inline.
+register_figure_formatter()
 
 __all__ = [
     "DataError",

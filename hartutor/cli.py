@@ -372,6 +372,20 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_samples(args: argparse.Namespace) -> int:
+    """List the course's sample files, or fetch them into the cache."""
+    from hartutor.samples import fetch_samples, samples_dir, samples_markdown
+
+    if args.action == "list":
+        print(f"samples folder: {samples_dir()}")
+        print(samples_markdown())
+        return 0
+    paths = fetch_samples(args.names or None, source=args.source, progress=not args.quiet)
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _cmd_frozen(args: argparse.Namespace) -> int:
     """The poster's I3D + Xception late fusion by the frozen-feature route (linear heads)."""
     from hartutor.features import HeadConfig, pretrained_stream, reproduce_fusion
@@ -651,6 +665,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="weights names (see 'hartutor weights list')")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_weights)
+
+    p = sub.add_parser("samples", help="list or fetch the course's sample clips and label lists")
+    p.add_argument("action", choices=["list", "fetch"])
+    p.add_argument("names", nargs="*", help="samples to fetch (default: all; see 'list')")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="copy verified files from this folder (laid out like shared/fixtures) first",
+    )
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_samples)
 
     p = sub.add_parser("ucf101", help="obtain and check UCF101 (official layout)")
     p.add_argument(

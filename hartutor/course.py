@@ -38,7 +38,8 @@ def fixtures_dir(start: Path | None = None) -> Path | None:
 
     Looks at ``HARTUTOR_FIXTURES`` first, then for ``shared/fixtures`` beside each parent of
     ``start`` (default: the current directory), as laid out when this repository is cloned
-    next to the course's ``shared`` folder.
+    next to the course's ``shared`` folder, then in the samples folder that
+    ``hartutor samples fetch`` fills (:mod:`hartutor.samples`, the same layout).
     """
     if os.environ.get(FIXTURES_VARIABLE):
         path = Path(os.environ[FIXTURES_VARIABLE]).expanduser()
@@ -48,7 +49,10 @@ def fixtures_dir(start: Path | None = None) -> Path | None:
         candidate = folder / "shared" / "fixtures"
         if candidate.is_dir():
             return candidate
-    return None
+    from hartutor.samples import samples_dir
+
+    fetched = samples_dir()  # 'hartutor samples fetch' (Binder's postBuild) puts them there
+    return fetched if (fetched / "videos").is_dir() else None
 
 
 def sample_clip(name: str, start: Path | None = None) -> Path | None:

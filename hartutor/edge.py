@@ -638,3 +638,67 @@ def read_benchmarks(path: str | Path, sections: Sequence[str] | None = None) -> 
     if chosen:
         return "\n\n".join(chosen)
     return re.sub(r"<!-- (?:begin|end): [a-z0-9_-]+ -->\n?", "", text).strip()
+
+
+@dataclass(frozen=True)
+class BenchmarkRate:
+    """One model's measured speed, read from the benchmarks file, with the device it holds for."""
+
+    model: str
+    clips_per_second: float
+    input: str
+    device: str  # e.g. "AMD EPYC, 2 torch thread(s)"
+
+
+_MEASURED = re.compile(r"_Measured [^_]*? on (?P<cpu>[^,]+), (?P<threads>\d+) torch thread")
+
+
+def benchmark_rate(path: str | Path, model: str) -> BenchmarkRate | None:
+    """The plain fp32 clips/s of ``model`` (a row label of the inference section's table, e.g.
+    ``"hartutor I3D + Xception fusion"``) and the machine it was measured on; None when the
+    file has no such row. A verdict read from it holds for that machine only."""
+    section = read_benchmarks(path, ["inference"])
+    measured = _MEASURED.search(section)
+    device = (
+        f"{measured.group('cpu')}, {measured.group('threads')} torch thread(s)"
+        if measured
+        else "the benchmark machine"
+    )
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 6 and cells[0] == model:
+            try:
+                rate = float(cells[5].replace(",", ""))
+            except ValueError:
+                continue
+            return BenchmarkRate(model, rate, cells[1], device)
+    return None
+
+
+def package_bytes(module: str) -> int:
+    """Bytes on disk of an installed Python package's folder (``torch``, ``timm``...): what a
+    device must store to run code that imports it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise EdgeError(f"{module!r} is not an installed package")
+    total = 0
+    for folder in spec.submodule_search_locations:
+        for file in Path(folder).rglob("*"):
+            if file.is_file() and not file.is_symlink():
+                total += file.stat().st_size
+    return total
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :mod:`platform`'s), to name
+    the device a timing holds for."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"

@@ -3,6 +3,10 @@
 :func:`explain` attributes one class's score for **one clip** with a Captum method:
 
 - ``"saliency"``: :class:`captum.attr.Saliency` (``|d score / d input|``);
+- ``"smoothgrad"``: SmoothGrad (Smilkov et al. 2017), Captum's
+  :class:`captum.attr.NoiseTunnel` around Saliency: the mean of ``nt_samples`` saliency maps of
+  the clip plus Gaussian noise of standard deviation ``stdevs`` (default 0.15 of the input's
+  range), which averages out the gradient's pixel-to-pixel noise;
 - ``"integrated_gradients"``: :class:`captum.attr.IntegratedGradients` from a zero baseline
   (in the model's normalised space: mid-grey for [-1, 1] clips, no motion for flow), with
   ``internal_batch_size`` chosen from the memory budget;
@@ -67,20 +71,30 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET_MB",
     "METHODS",
     "Attribution",
+    "ControlRow",
     "MemoryEstimate",
     "Method",
+    "centre_hump",
     "choose_batch_size",
+    "controls_markdown",
+    "curve_correlation",
     "default_layer",
     "estimate_memory",
     "explain",
     "explain_streams",
+    "motion_free_baseline",
+    "motion_per_frame",
     "stream_shares",
+    "temporal_controls",
     "temporal_importance",
 ]
 
-Method = Literal["saliency", "integrated_gradients", "grad_cam", "guided_grad_cam", "occlusion"]
+Method = Literal[
+    "saliency", "smoothgrad", "integrated_gradients", "grad_cam", "guided_grad_cam", "occlusion"
+]
 METHODS: tuple[str, ...] = (
     "saliency",
+    "smoothgrad",
     "integrated_gradients",
     "grad_cam",
     "guided_grad_cam",
@@ -222,6 +236,135 @@ def temporal_importance(attribution: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- inputs
+
+
+def motion_per_frame(flow: np.ndarray) -> np.ndarray:
+    """Each frame's share of a clip's motion: flow ``(2, T-1, H, W)`` speed summed over pixels,
+    each field split between the two frames it joins; ``(T,)`` summing to 1 (zeros if still)."""
+    speed = np.hypot(flow[0], flow[1]).sum(axis=(1, 2))
+    frames = np.zeros(len(speed) + 1)
+    frames[:-1] += speed / 2
+    frames[1:] += speed / 2
+    total = frames.sum()
+    return frames / total if total > 0 else frames
+
+
+def centre_hump(num_frames: int) -> np.ndarray:
+    """A fixed bump over the middle of a clip (a Hann window), ``(T,)`` summing to 1.
+
+    The control for temporal-importance curves: zero padding in time gives a 3D CNN's end
+    frames fewer paths to the output, so its gradients peak mid-clip even when nothing moves.
+    A curve that correlates with this hump as well as with the motion does not show motion.
+    """
+    hump = np.hanning(num_frames + 2)[1:-1]
+    return hump / hump.sum()
+
+
+def curve_correlation(
+    attribution: Attribution, per_frame: np.ndarray, key: str | None = None
+) -> float:
+    """Pearson correlation of an attribution's temporal importance with a per-frame curve
+    (motion, a hump) read at the frames the stream saw; NaN when either is constant."""
+    positions, values = attribution.temporal_curve(key)
+    other = np.asarray(per_frame, dtype=float)[positions.astype(int)]
+    if np.std(values) == 0 or np.std(other) == 0:
+        return float("nan")
+    return float(np.corrcoef(values, other)[0, 1])
+
+
+def motion_free_baseline(video: torch.Tensor) -> torch.Tensor:
+    """The clip with its motion removed: its mean frame repeated, same shape ``(..., T, H, W)``.
+
+    An Integrated Gradients baseline with the clip's appearance but no motion, so that the
+    attributions measure what the motion adds (the default zero baseline also credits the
+    appearance).
+    """
+    return video.mean(dim=-3, keepdim=True).expand_as(video).contiguous()
+
+
+@dataclass(frozen=True)
+class ControlRow:
+    """One clip of :func:`temporal_controls`: correlations of a stream's temporal importance."""
+
+    action: str
+    seed: int
+    motion: float  # with the clip's motion per frame
+    hump: float  # with the fixed centre hump
+    still_hump: float  # the same figure held still (no motion at all): with the hump
+    motion_hump: float  # the motion itself with the hump (how confounded the clip is)
+    beyond_still: float  # (moving curve - still curve) with the motion
+
+
+def temporal_controls(
+    model: LateFusion,
+    actions: Sequence[str],
+    seeds: Sequence[int] = (0, 1),
+    *,
+    stream: str = "i3d",
+    method: Method = "saliency",
+    **options: Any,
+) -> list[ControlRow]:
+    """Does a stream's temporal importance follow the motion, or a hump it has anyway?
+
+    For each synthetic clip (no camera motion) and the same figure held still
+    (``render_clip(still=True)``), explain ``stream``'s score of the true class and correlate
+    its temporal importance with the motion per frame and with :func:`centre_hump`. A curve
+    that humps on a still clip, on clips whose motion is itself mid-clip, cannot show that the
+    stream follows motion; what its curve adds over the still clip's is the part that can.
+    """
+    from hartutor.synth import render_clip
+    from hartutor.widgets import Clip, clip_inputs
+
+    spec = model.input_spec
+    hump = centre_hump(spec.num_frames)
+    rows = []
+    for action in actions:
+        for seed in seeds:
+            common = {"num_frames": spec.num_frames, "size": spec.size, "camera_motion": False}
+            moving = render_clip(action, seed, with_flow=True, **common)
+            still = render_clip(action, seed, still=True, **common)
+            curves = []
+            for frames in (moving.frames, still.frames):
+                x = clip_inputs(model, Clip(action, frames))
+                curves.append(
+                    explain(model, x, target=moving.label, method=method, stream=stream, **options)
+                )
+            motion = motion_per_frame(moving.flow)
+            positions, values = curves[0].temporal_curve()
+            _, still_values = curves[1].temporal_curve()
+            at = positions.astype(int)
+            rows.append(
+                ControlRow(
+                    action=action,
+                    seed=int(seed),
+                    motion=curve_correlation(curves[0], motion),
+                    hump=curve_correlation(curves[0], hump),
+                    still_hump=curve_correlation(curves[1], hump),
+                    motion_hump=float(np.corrcoef(motion, hump)[0, 1]),
+                    beyond_still=float(np.corrcoef(values - still_values, motion[at])[0, 1]),
+                )
+            )
+    return rows
+
+
+def controls_markdown(rows: Sequence[ControlRow]) -> str:
+    """A Markdown table of :func:`temporal_controls`' rows, with their means."""
+    from hartutor._markdown import markdown_table
+
+    fields = ("motion", "hump", "still_hump", "motion_hump", "beyond_still")
+    header = (
+        "clip",
+        "with motion",
+        "with the hump",
+        "still clip, with the hump",
+        "motion with the hump",
+        "moving - still, with motion",
+    )
+    body = [(f"{r.action} ({r.seed})", *(f"{getattr(r, f):+.2f}" for f in fields)) for r in rows]
+    body.append(
+        ("**mean**", *(f"**{np.nanmean([getattr(r, f) for r in rows]):+.2f}**" for f in fields))
+    )
+    return markdown_table(header, body)
 
 
 def _as_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> dict:
@@ -586,7 +729,9 @@ def explain(
     (IG, Occlusion; default zeros), ``n_steps`` (IG, 50), ``internal_batch_size`` (IG),
     ``sliding_window_shapes`` / ``strides`` / ``perturbations_per_eval`` (Occlusion: one tuple
     per input, ``(C, T, H, W)``), ``checkpoint`` (``"auto"``, True, False), ``abs`` (Saliency,
-    True). Batch sizes not given are chosen to fit ``memory_budget_mb``.
+    True), ``nt_samples`` (SmoothGrad, 16) and ``stdevs`` (SmoothGrad: the noise's standard
+    deviation, default 0.15 of each input's range). Batch sizes not given are chosen to fit
+    ``memory_budget_mb``.
     """
     if method not in METHODS:
         raise ModelError(f"method={method!r} is not supported; use one of {list(METHODS)}")
@@ -600,6 +745,8 @@ def explain(
         "perturbations_per_eval",
         "checkpoint",
         "abs",
+        "nt_samples",
+        "stdevs",
     }
     unknown = sorted(set(options) - known)
     if unknown:
@@ -743,6 +890,7 @@ def _attribute(
         GuidedBackprop,
         IntegratedGradients,
         LayerGradCam,
+        NoiseTunnel,
         Occlusion,
         Saliency,
     )
@@ -754,6 +902,25 @@ def _attribute(
         inputs = tuple(x.clone().requires_grad_() for x in xs)
         maps = Saliency(scorer).attribute(inputs, target=target, abs=options.get("abs", True))
         return tuple(maps), used
+    if method == "smoothgrad":
+        samples = int(options.get("nt_samples", 16))
+        stdevs = options.get("stdevs")
+        if stdevs is None:
+            stdevs = tuple(0.15 * float(x.max() - x.min()) for x in xs)
+        _warn_if_over("smoothgrad", grad_cost, budget)
+        batch = choose_batch_size(grad_cost, budget, samples)
+        used.update(nt_samples=samples, stdevs=stdevs, nt_samples_batch_size=batch)
+        inputs = tuple(x.clone().requires_grad_() for x in xs)
+        maps = NoiseTunnel(Saliency(scorer)).attribute(
+            inputs,
+            nt_type="smoothgrad",
+            nt_samples=samples,
+            nt_samples_batch_size=batch,
+            stdevs=stdevs if len(xs) > 1 else float(stdevs[0]),
+            target=target,
+            abs=options.get("abs", True),
+        )
+        return tuple(m.detach() for m in maps), used
     if method == "integrated_gradients":
         n_steps = int(options.get("n_steps", 50))
         batch = options.get("internal_batch_size")

@@ -1,7 +1,8 @@
 """Optical flow for real videos: OpenCV estimators, the papers' encoding, a disk cache, EPE.
 
-Two-stream networks and I3D's flow stream read dense optical flow. The papers computed it with
-TV-L1 (Zach et al. 2007) and stored it clipped to +-20 pixels and rescaled to [-1, 1]; this module
+Two-stream networks and I3D's flow stream read dense optical flow. The two-stream paper
+(Simonyan & Zisserman 2014) computed it with Brox et al. (2004); I3D (Carreira & Zisserman 2017)
+with TV-L1 (Zach et al. 2007), stored clipped to +-20 pixels and rescaled to [-1, 1]. This module
 does the same with OpenCV (``cv2.optflow`` from opencv-contrib for TV-L1; Farneback and DIS from
 core OpenCV as faster alternatives), caches results on disk so each video is processed once, and
 measures estimators against the synthetic dataset's exact flow (end-point error).
@@ -19,14 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from hartutor._fileio import atomic_write_bytes
 from hartutor.config import cache_dir
 
-Method = Literal["tvl1", "farneback", "dis"]
+Method = Literal["tvl1", "farneback", "dis", "zero"]
 
 #: The papers' clipping bound in pixels (Carreira & Zisserman 2017; Simonyan & Zisserman 2014).
 FLOW_BOUND = 20.0
@@ -59,6 +60,8 @@ def _estimator(method: Method) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         return lambda a, b: dis.calc(a, b, None)
+    if method == "zero":  # the baseline every estimator must beat: "nothing moves"
+        return lambda a, b: np.zeros((*a.shape, 2), dtype=np.float32)
     raise ValueError(f"unknown flow method {method!r}; choose from {available_methods()}")
 
 
@@ -82,6 +85,38 @@ def estimate_flow(frames: np.ndarray, method: Method = "tvl1") -> np.ndarray:
         flow = calc(gray[t], gray[t + 1])
         out[0, t], out[1, t] = flow[..., 0], flow[..., 1]
     return out
+
+
+def estimated_flow_transform(dataset: Any, method: Method) -> Callable[[dict], dict]:
+    """A ``batch_transform`` (:func:`hartutor.train.evaluate`) that feeds estimated flow.
+
+    Each synthetic clip of the batch is rendered again from its ``action`` and ``seed`` with
+    ``dataset``'s settings (a :class:`hartutor.synth.SyntheticActions`), its flow estimated
+    from its frames with ``method``, and the batch's exact ``flow`` replaced by it: what a
+    temporal stream trained on exact flow meets when it is given an estimator's output.
+    """
+    import torch
+
+    from hartutor.synth import render_clip
+
+    def transform(batch: dict) -> dict:
+        fields = []
+        for action, seed in zip(batch["action"], batch["seed"], strict=True):
+            clip = render_clip(
+                str(action),
+                int(seed),
+                num_frames=dataset.num_frames,
+                size=dataset.size,
+                fps=dataset.fps,
+                noise=dataset.noise,
+            )
+            fields.append(torch.from_numpy(estimate_flow(clip.frames, method)))
+        flow = torch.stack(fields).to(batch["flow"].dtype)
+        if flow.shape != batch["flow"].shape:
+            raise ValueError(f"estimated flow {tuple(flow.shape)} != {tuple(batch['flow'].shape)}")
+        return {**batch, "flow": flow}
+
+    return transform
 
 
 def encode_flow(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
@@ -175,6 +210,8 @@ def compare_to_truth(
 
     Noise-free clips of every class in turn; camera motion included. The figure mask is the
     rendered body-part map of each frame ``t`` (the flow is defined from ``t`` to ``t+1``).
+    ``methods`` may include ``"zero"`` (no motion anywhere), the baseline that shows what an
+    estimator adds.
     """
     from hartutor.synth import CLASS_NAMES, render_clip
 
@@ -218,7 +255,12 @@ def scores_markdown(scores: Sequence[FlowScore]) -> str:
 
     header = ("method", "EPE, all pixels (px)", "EPE, figure (px)", "flow fields/s")
     rows = [
-        (s.method, f"{s.epe:.3f}", f"{s.epe_figure:.3f}", f"{s.frames_per_second:.0f}")
+        (
+            s.method + (" (no motion: the baseline)" if s.method == "zero" else ""),
+            f"{s.epe:.3f}",
+            f"{s.epe_figure:.3f}",
+            "" if s.method == "zero" else f"{s.frames_per_second:.0f}",
+        )
         for s in scores
     ]
     return markdown_table(header, rows)

@@ -1,8 +1,9 @@
 """Pictures of videos and optical flow: the flow colour code, contact sheets, saving figures.
 
 Figures are built with matplotlib's object API (:class:`matplotlib.figure.Figure`), never the
-pyplot state machine, so they work headless (CI, ``hartutor show``) and display inline in
-Jupyter all the same.
+pyplot state machine, so they work headless (CI, ``hartutor show``). In an IPython kernel they
+display as PNG pictures with any backend: ``import hartutor`` registers the display formatter
+(:mod:`hartutor._display`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -400,12 +401,16 @@ def attribution_strip(
     titles: Sequence[str] | None = None,
     title: str | None = None,
     cell_inches: float = 1.3,
+    heat_label: str = "attribution (1 = the clip's scale)",
 ) -> Figure:
     """Frames (top row) and the same frames with the heatmap over them (bottom row).
 
     Up to ``num_frames`` frames, evenly spaced; ``titles`` label every input frame (default
-    ``t=<index>``). The heat is scaled over the whole clip (see :func:`overlay`).
+    ``t=<index>``). The heat is scaled over the whole clip (see :func:`overlay`), and a
+    colourbar labelled ``heat_label`` gives the scale, so a reader can tell hot from cold.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     array = _as_frames(frames)
@@ -418,10 +423,14 @@ def attribution_strip(
     picks = picks.astype(int)
     aspect = array.shape[1] / array.shape[2]
     fig = Figure(
-        figsize=(cell_inches * len(picks), 2 * cell_inches * aspect + (0.4 if title else 0.1)),
+        figsize=(
+            cell_inches * len(picks) + 0.9,
+            2 * cell_inches * aspect + (0.4 if title else 0.1),
+        ),
         layout="constrained",
     )
     grid = fig.add_gridspec(2, len(picks))
+    heat_axes = []
     for col, t in enumerate(picks):
         for row, image in enumerate((array[t], blended[t])):
             ax = fig.add_subplot(grid[row, col])
@@ -429,6 +438,12 @@ def attribution_strip(
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(titles[t] if titles is not None else f"t={t}", fontsize=8)
+            else:
+                heat_axes.append(ax)
+    scale = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap)
+    bar = fig.colorbar(scale, ax=heat_axes, shrink=0.9, aspect=12, pad=0.02)
+    bar.set_label(heat_label, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -440,12 +455,18 @@ def temporal_importance_plot(
     *,
     title: str = "Which frames matter",
     xlabel: str = "frame of the clip",
+    relative: bool = True,
 ) -> Figure:
-    """One line per stream of its per-frame importance (each curve sums to 1).
+    """One line per stream of its per-frame importance, on one shared scale.
 
     ``curves``: stream -> values ``(T,)`` (at frames 0..T-1) or ``(positions, values)``, e.g.
     :meth:`hartutor.explain.Attribution.temporal_curve`, so a stream that sees 8 of 64 frames
     is drawn at those frames. ``marker``: frame(s) to mark with a dashed line (an event).
+
+    ``relative`` (default): each curve is divided by its own mean (:func:`relative_importance`),
+    so 1 means "an even share" whatever the number of frames a stream saw. Shares that sum to 1
+    over 8 frames are twice those over 16, and would make the 8-frame stream look twice as
+    important; ``relative=False`` plots the values as given.
     """
     from matplotlib.figure import Figure
 
@@ -461,16 +482,61 @@ def temporal_importance_plot(
             x = np.arange(len(y), dtype=float)
         if y.ndim != 1 or x.shape != y.shape:
             raise ValueError(f"curve {name!r}: positions {x.shape} and values {y.shape} differ")
-        ax.plot(x, y, marker="o", markersize=3, label=name)
+        ax.plot(x, relative_importance(y) if relative else y, marker="o", markersize=3, label=name)
     if marker is not None:
         for position in np.atleast_1d(np.asarray(marker, dtype=float)):
             ax.axvline(position, color="0.3", linestyle="--", linewidth=1)
+    if relative:
+        ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of |attribution|")
+    ax.set_ylabel("importance / its mean (1 = even)" if relative else "share of |attribution|")
     ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def relative_importance(values: object) -> np.ndarray:
+    """Per-frame values divided by their mean: 1 everywhere for an even spread.
+
+    Makes curves over different numbers of frames comparable (a stream that saw 8 frames and
+    one that saw 16 both read 1 where a frame gets its fair share); all zeros stay zeros.
+    """
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean()) if array.size else 0.0
+    return array / mean if mean > 0 else np.zeros_like(array)
+
+
+def training_curves(history: Sequence[Any], *, title: str = "Training") -> Figure:
+    """Loss and top-1 accuracy per epoch, on the training set and (when measured) validation.
+
+    ``history``: :attr:`hartutor.train.FitResult.history` (records with ``epoch``,
+    ``train_loss``, ``train_top1`` and a ``val`` dict holding ``loss`` and ``top1``).
+    """
+    from matplotlib.figure import Figure
+
+    if not history:
+        raise ValueError("training_curves needs at least one epoch of history")
+    epochs = [int(r.epoch) for r in history]
+    fig = Figure(figsize=(7.2, 2.8), layout="constrained")
+    loss_ax, top1_ax = fig.subplots(1, 2)
+    for ax, train_key, val_key, label in (
+        (loss_ax, "train_loss", "loss", "cross-entropy loss"),
+        (top1_ax, "train_top1", "top1", "top-1 accuracy"),
+    ):
+        ax.plot(epochs, [float(getattr(r, train_key)) for r in history], "o-", label="train")
+        val = [getattr(r, "val", {}).get(val_key) for r in history]
+        if any(v is not None for v in val):
+            points = [(e, float(v)) for e, v in zip(epochs, val, strict=True) if v is not None]
+            ax.plot(*zip(*points, strict=True), "s--", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    top1_ax.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

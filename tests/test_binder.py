@@ -41,6 +41,7 @@ def test_binder_files_pin_the_cpu_torch_of_the_constraints() -> None:
     assert runtime == f"python-{sys.version_info.major}.{sys.version_info.minor}"
     for script in ("postBuild", "start"):
         assert os.access(BINDER / script, os.X_OK), f"binder/{script} must be executable"
+    assert "hartutor samples fetch" in (BINDER / "postBuild").read_text()
 
 
 @pytest.mark.binder
@@ -59,6 +60,9 @@ def test_a_fresh_environment_from_the_binder_files_runs_the_course(tmp_path: Pat
     }
     env.pop("HARTUTOR_DATA", None)
     env.pop("PYTHONPATH", None)
+    fixtures = ROOT.parent / "shared" / "fixtures"
+    if fixtures.is_dir():  # no network here: postBuild copies the samples from the fixtures
+        env["HARTUTOR_SAMPLES_FROM"] = str(fixtures)
 
     def run(*command: str | Path, timeout: int = 900) -> str:
         done = subprocess.run(
@@ -78,6 +82,8 @@ def test_a_fresh_environment_from_the_binder_files_runs_the_course(tmp_path: Pat
     run("bash", BINDER / "postBuild")
     info = run(BINDER / "start", bin_dir / "hartutor", "info")
     assert "2.13.0" in info
+    samples = run(BINDER / "start", bin_dir / "hartutor", "samples", "list")
+    assert "| no |" not in samples  # postBuild fetched every sample
     data = tmp_path / "home" / "data" / "synthetic"
     assert (data / "manifest.csv").is_file() or any(data.iterdir())
     # Every notebook of the course, with the versions Binder resolves (postBuild installs

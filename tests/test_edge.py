@@ -375,3 +375,36 @@ def test_dataloader_input_is_accepted_too() -> None:
     loader = DataLoader(data, batch_size=4)
     scores, labels = collect_scores(_net(), loader, device="cpu")
     assert scores["model"].shape == (12, 5) and torch.equal(labels, data.labels)
+
+
+def test_benchmark_rate_reads_the_row_and_its_device(tmp_path):
+    from hartutor.edge import benchmark_rate
+
+    path = tmp_path / "benchmarks.md"
+    path.write_text(
+        "<!-- begin: inference -->\n## Inference\n\n"
+        "_Measured 2026-01-01 00:00 UTC on Some CPU, 3 torch thread(s). Other load._\n\n"
+        "| model | input (TxHxW) | params (M) | GFLOP/clip | ms/clip, best (median) | clips/s |\n"
+        "|---|---|---|---|---|---|\n"
+        "| hartutor I3D + Xception fusion | 64x224x224 | 34.3 | 356.0 | 2,209 (2,225) | 0.45 |\n"
+        "<!-- end: inference -->\n",
+        encoding="utf-8",
+    )
+    rate = benchmark_rate(path, "hartutor I3D + Xception fusion")
+    assert rate is not None and rate.clips_per_second == 0.45
+    assert rate.device == "Some CPU, 3 torch thread(s)" and rate.input == "64x224x224"
+    assert benchmark_rate(path, "no such model") is None
+
+
+def test_package_bytes_counts_files():
+    from hartutor.edge import EdgeError, package_bytes
+
+    assert package_bytes("hartutor") > 100_000
+    with pytest.raises(EdgeError, match="not an installed package"):
+        package_bytes("no_such_package_hartutor")
+
+
+def test_cpu_name_names_something():
+    from hartutor.edge import cpu_name
+
+    assert isinstance(cpu_name(), str) and cpu_name().strip()

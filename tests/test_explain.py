@@ -283,3 +283,41 @@ def test_explain_restores_the_models_state(i3d, clip):
         assert [p.requires_grad for p in i3d.parameters()] == trainable
     finally:
         i3d.eval()
+
+
+def test_controls_helpers():
+    from hartutor.explain import centre_hump, motion_free_baseline, motion_per_frame
+
+    hump = centre_hump(16)
+    assert hump.sum() == pytest.approx(1.0) and hump.argmax() in (7, 8) and hump[0] < hump[8]
+    flow = np.zeros((2, 3, 4, 4), dtype=np.float32)
+    flow[0, 1] = 2.0  # motion between frames 1 and 2 only
+    np.testing.assert_allclose(motion_per_frame(flow), [0, 0.5, 0.5, 0])
+    assert not motion_per_frame(np.zeros_like(flow)).any()
+    video = torch.rand(3, 5, 4, 4)
+    still = motion_free_baseline(video)
+    assert still.shape == video.shape and torch.allclose(still[:, 0], video.mean(1))
+
+
+def test_temporal_controls_on_the_tiny_fusion():
+    from hartutor.course import shipped_checkpoint
+    from hartutor.explain import controls_markdown, temporal_controls
+    from hartutor.widgets import load_model
+
+    model = load_model(shipped_checkpoint("i3d_xception_fusion_tiny.pt")).model
+    rows = temporal_controls(model, ["sit_down"], (0,))
+    assert len(rows) == 1 and all(-1 <= v <= 1 for v in (rows[0].motion, rows[0].still_hump))
+    assert "mean" in controls_markdown(rows)
+
+
+def test_smoothgrad_averages_noisy_saliency():
+    from hartutor.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("i3d", preset="tiny", num_classes=5).eval()
+    clip = torch.rand(3, *model.input_spec.shape[1:])
+    plain = explain(model, clip, target=1, method="saliency")
+    smooth = explain(model, clip, target=1, method="smoothgrad", nt_samples=4)
+    assert smooth.maps["video"].shape == plain.maps["video"].shape
+    assert not torch.equal(smooth.maps["video"], plain.maps["video"])
+    assert smooth.options["nt_samples"] == 4

@@ -105,3 +105,28 @@ def test_estimators_are_scored_against_the_exact_flow():
         assert s.pairs == 8 and s.frames_per_second > 0
         assert 0 < s.epe < 5 and s.epe_figure > 0  # estimated, so never exact
     assert "| dis |" in scores_markdown(scores)
+
+
+def test_zero_flow_is_the_baseline_row():
+    from hartutor.flow import compare_to_truth, estimate_flow, scores_markdown
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    assert not estimate_flow(frames, "zero").any()
+    scores = compare_to_truth(["zero"], num_clips=1, num_frames=4)
+    # zero flow's error is the mean speed of the true flow: positive on moving clips
+    assert scores[0].epe > 0 and "baseline" in scores_markdown(scores)
+
+
+def test_estimated_flow_transform_replaces_the_exact_flow():
+    import torch
+
+    from hartutor.flow import estimated_flow_transform
+    from hartutor.synth import SyntheticActions
+
+    data = SyntheticActions(2, seed=0, split="val", with_flow=True, num_frames=6, size=32)
+    batch = {key: [data[i][key] for i in range(2)] for key in ("action", "seed")}
+    batch["flow"] = torch.stack([data[i]["flow"] for i in range(2)])
+    zero = estimated_flow_transform(data, "zero")(batch)
+    assert zero["flow"].shape == batch["flow"].shape and not zero["flow"].any()
+    dis = estimated_flow_transform(data, "dis")(batch)["flow"]
+    assert not torch.equal(dis, batch["flow"]) and dis.abs().sum() > 0

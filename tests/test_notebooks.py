@@ -1,4 +1,11 @@
-"""Every tutorial notebook is committed clean and runs top to bottom headless in fast mode."""
+"""Every tutorial notebook is committed clean and runs top to bottom headless in fast mode.
+
+The run also checks what a student sees: no figure may reach the page as its text repr
+(``<Figure size ... with N Axes>``), and a notebook must show at least as many pictures as it
+builds figures (counted in the kernel by a hook the test injects into ``Figure.__init__``;
+figures drawn into ``hartutor.widgets`` apps or into ``hartutor.viz.animate``'s HTML animations
+are not counted).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,27 @@ TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 # Generous per-cell bound: a cell stuck on a hang fails instead of blocking CI forever.
 CELL_TIMEOUT_S = int(os.environ.get("HARTUTOR_NOTEBOOK_CELL_TIMEOUT", "600"))
+
+# Injected before the notebook's first cell: count the figures the kernel builds.
+_COUNT_FIGURES = """
+import matplotlib.figure as _hartutor_test_mf
+import traceback as _hartutor_test_tb
+_hartutor_test_built = []
+_hartutor_test_init = _hartutor_test_mf.Figure.__init__
+def _hartutor_test_counting_init(self, *args, **kwargs):
+    _hartutor_test_init(self, *args, **kwargs)
+    stack = [(f.filename.replace("\\\\", "/"), f.name) for f in _hartutor_test_tb.extract_stack()]
+    drawn_elsewhere = any(  # into an app's widgets, or into an HTML animation
+        name.endswith("hartutor/widgets.py")
+        or (name.endswith("hartutor/viz.py") and func == "animate")
+        for name, func in stack
+    )
+    if not drawn_elsewhere:
+        _hartutor_test_built.append(1)
+_hartutor_test_mf.Figure.__init__ = _hartutor_test_counting_init
+"""
+_REPORT_FIGURES = 'print("HARTUTOR-FIGURES", len(_hartutor_test_built))'
+_FIGURE_REPR = "<Figure size"
 
 
 def test_there_are_notebooks():
@@ -32,27 +60,91 @@ def test_notebook_is_committed_without_outputs(path: Path):
     )
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def figures_shown_as_text(cells: list) -> list[int]:
+    """Indices of the cells that show a figure as its text repr instead of a picture."""
+    found = []
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = output.get("text", "") + "".join(data.get("text/plain", ""))
+            if _FIGURE_REPR in text and "image/png" not in data:
+                found.append(index)
+    return found
+
+
+def count_images(cells: list) -> int:
+    """The number of PNG pictures among the cells' outputs."""
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in cells
+        for output in cell.get("outputs", [])
+    )
+
+
+def test_figure_checks_can_fail():
+    as_text = {"output_type": "execute_result", "data": {"text/plain": "<Figure size 640x480>"}}
+    as_png = {"output_type": "display_data", "data": {"image/png": "iVBO", "text/plain": "<Fig"}}
+    printed = {"output_type": "stream", "name": "stdout", "text": "<Figure size 1x1 with 1 Axes>"}
+    cells = [{"outputs": [as_text]}, {"outputs": [as_png]}, {"outputs": [printed]}]
+    assert figures_shown_as_text(cells) == [0, 2]
+    assert count_images(cells) == 1
+
+
+def execute_counting_figures(notebook, path: Path) -> tuple[list, int]:
+    """Run ``notebook`` (nbformat) in a fresh kernel from ``path``'s folder; return its executed
+    cells and the number of figures it built (see the module docstring)."""
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("HARTUTOR_MODE", "fast")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(_COUNT_FIGURES))
+    notebook.cells.append(nbformat.v4.new_code_cell(_REPORT_FIGURES))
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT_S,
         kernel_name="python3",
-        resources={"metadata": {"path": str(TUTORIALS)}},
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
+    report = "".join(o.get("text", "") for o in notebook.cells[-1].get("outputs", []))
+    return notebook.cells[1:-1], int(report.split("HARTUTOR-FIGURES")[1].split()[0])
+
+
+@pytest.mark.notebook
+def test_the_figure_count_catches_a_figure_never_shown(tmp_path: Path, monkeypatch):
+    import nbformat
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import hartutor\nfrom matplotlib.figure import Figure"),
+        nbformat.v4.new_code_cell("shown = Figure(); shown.add_subplot().plot([0, 1]); shown"),
+        nbformat.v4.new_code_cell("hidden = Figure(); hidden.add_subplot().plot([1, 0])"),
+    ]
+    cells, built = execute_counting_figures(notebook, tmp_path / "probe.ipynb")
+    assert built == 2 and count_images(cells) == 1  # the test below would fail this notebook
+    assert figures_shown_as_text(cells) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import nbformat
+
+    monkeypatch.setenv("HARTUTOR_MODE", "fast")
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # no inline backend: figures must display anyway
+    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
     errors = [
         output
-        for cell in notebook.cells
+        for cell in cells
         if cell.cell_type == "code"
         for output in cell.get("outputs", [])
         if output.get("output_type") == "error"
     ]
     assert not errors, errors
+    as_text = figures_shown_as_text(cells)
+    assert not as_text, f"{path.name}: cells {as_text} show a figure as text, not as a picture"
+    images = count_images(cells)
+    assert images >= built, (
+        f"{path.name}: {built} figures built but only {images} pictures shown; display each "
+        "figure (end the cell with it, or display(fig))"
+    )

@@ -46,13 +46,19 @@ def test_overlay_resizes_and_scales_raw_attributions(frames):
 def test_attribution_strip_and_curves(frames, tmp_path):
     heat = np.random.default_rng(1).random((6, 16, 20))
     fig = viz.attribution_strip(frames, heat, num_frames=4, title="strip")
-    assert isinstance(fig, Figure) and len(fig.axes) == 8
+    assert isinstance(fig, Figure) and len(fig.axes) == 9  # 8 pictures and the colourbar
+    assert "attribution" in fig.axes[-1].get_ylabel()
     viz.save_figure(fig, tmp_path / "strip.png")
     curves = {"i3d": np.full(6, 1 / 6), "xception": (np.array([1.0, 4.0]), np.array([0.3, 0.7]))}
     fig = viz.temporal_importance_plot(curves, marker=2)
     lines = fig.axes[0].get_lines()
     assert [line.get_label() for line in lines[:2]] == ["i3d", "xception"]
     np.testing.assert_allclose(lines[1].get_xdata(), [1, 4])
+    # one scale: an even spread reads 1 whatever the number of frames
+    np.testing.assert_allclose(lines[0].get_ydata(), 1.0)
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.6, 1.4])
+    raw = viz.temporal_importance_plot(curves, relative=False).axes[0].get_lines()
+    np.testing.assert_allclose(raw[1].get_ydata(), [0.3, 0.7])
     viz.save_figure(fig, tmp_path / "curves.png")
     with pytest.raises(ValueError, match="differ"):
         viz.temporal_importance_plot({"bad": (np.arange(3), np.ones(2))})
@@ -100,3 +106,31 @@ def test_animation_works_headless(frames):
     assert "<script" in html and html.count("data:image/png;base64") == len(frames)
     with pytest.raises(ValueError, match="fps"):
         viz.animate(frames, fps=0)
+
+
+def test_relative_importance_puts_curves_on_one_scale():
+    sixteen = np.full(16, 1 / 16)
+    eight = np.full(8, 1 / 8)
+    np.testing.assert_allclose(viz.relative_importance(sixteen), viz.relative_importance(eight)[0])
+    np.testing.assert_allclose(viz.relative_importance([0.0, 0.0]), [0.0, 0.0])
+
+
+def test_training_curves_plots_loss_and_accuracy_per_epoch(tmp_path):
+    from hartutor.train import EpochRecord
+
+    history = [
+        EpochRecord(
+            epoch=1, train_loss=2.0, train_top1=0.2, lr=1e-3, val={"top1": 0.3, "loss": 1.9}
+        ),
+        EpochRecord(
+            epoch=2, train_loss=1.5, train_top1=0.4, lr=1e-3, val={"top1": 0.5, "loss": 1.6}
+        ),
+    ]
+    fig = viz.training_curves(history)
+    loss_ax, top1_ax = fig.axes
+    np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), [2.0, 1.5])
+    np.testing.assert_allclose(loss_ax.get_lines()[1].get_ydata(), [1.9, 1.6])
+    np.testing.assert_allclose(top1_ax.get_lines()[1].get_ydata(), [0.3, 0.5])
+    viz.save_figure(fig, tmp_path / "curves.png")
+    with pytest.raises(ValueError, match="history"):
+        viz.training_curves([])

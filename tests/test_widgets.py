@@ -336,7 +336,7 @@ def test_curve_marker_sits_at_the_current_frame(fusion: hw.LoadedModel):
     assert len(dashed) == 1 and list(dashed[0].get_xdata()) == [7.0, 7.0]
     curve = next(line for line in ax.lines if line.get_linestyle() != "--")
     assert list(curve.get_xdata()) == [1, 3, 5, 7, 9, 11, 13, 15]
-    assert np.isclose(sum(curve.get_ydata()), 1.0)
+    assert np.isclose(np.mean(curve.get_ydata()), 1.0)  # relative to an even share of frames
 
 
 @pytest.mark.parametrize("method", METHODS)

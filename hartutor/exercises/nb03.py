@@ -1,0 +1,127 @@
+"""Checkers for notebook 03 (two streams and optical flow)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hartutor.course import exercise
+from hartutor.exercises._common import as_mapping, as_number, close
+
+
+def backward_forward_gap(seed: int, k: int = 5, *, on_figure: bool = True) -> float:
+    """Mean ``|backward + forward|`` (px) for stand_up's flow ``k`` and sit_down's matching one."""
+    from hartutor.synth import render_clip
+
+    sit = render_clip("sit_down", seed=seed, with_flow=True)
+    stand = render_clip("stand_up", seed=seed, with_flow=True)
+    last = len(sit.frames) - 1
+    total = np.abs(stand.flow[:, k] + sit.flow[:, last - 1 - k])
+    if not on_figure:
+        return float(total.mean())
+    mask = (sit.parts[last - k] >= 0) & (sit.parts[last - 1 - k] >= 0)
+    return float(total[:, mask].mean())
+
+
+@exercise(
+    "03-backward-flow",
+    "Give the mean |backward + forward| flow (px) on the figure's pixels for stand_up's frame "
+    "pair k=5 and the matching pair of sit_down.",
+)
+def _backward(answer: object, *, seed: int = 0) -> str | None:
+    value = as_number(answer, "The gap")
+    if isinstance(value, str):
+        return value
+    if close(value, backward_forward_gap(seed), rel=1e-3):
+        return None
+    if close(value, backward_forward_gap(seed, on_figure=False), rel=1e-3):
+        return (
+            "You averaged over every pixel, mostly background; keep the pixels on the figure "
+            "in both frames (parts >= 0)."
+        )
+    if value == 0:
+        return (
+            "Compute it rather than assume it: forward and backward flow are defined on "
+            "different pixels."
+        )
+    return (
+        "stand_up's pair (k, k+1) is sit_down's pair (T-2-k, T-1-k) played backwards: add "
+        "stand.flow[:, k] and sit.flow[:, T-2-k] and average |sum| on the figure's pixels."
+    )
+
+
+@exercise(
+    "03-dis-vs-tvl1",
+    "Give (speed-up of DIS over TV-L1, DIS's end-point error / TV-L1's) from the table of "
+    "section 1, over all pixels.",
+)
+def _dis(answer: object, *, scores: Sequence[Any]) -> str | None:
+    by = {s.method: s for s in scores}
+    speedup = by["dis"].frames_per_second / by["tvl1"].frames_per_second
+    ratio = by["dis"].epe / by["tvl1"].epe
+    if not isinstance(answer, tuple | list) or len(answer) != 2:
+        return "Give a pair (speed-up, error ratio)."
+    values = [as_number(v, "Each value") for v in answer]
+    if any(isinstance(v, str) for v in values):
+        return next(v for v in values if isinstance(v, str))
+    s, r = values
+    if close(s, speedup, rel=1e-3) and close(r, ratio, rel=1e-3):
+        return None
+    if close(s, 1 / speedup, rel=1e-3):
+        return "Your speed-up is inverted: divide DIS's flow fields per second by TV-L1's."
+    if close(r, 1 / ratio, rel=1e-3):
+        return "Your error ratio is inverted: divide DIS's end-point error by TV-L1's."
+    if close(r, by["dis"].epe_figure / by["tvl1"].epe_figure, rel=1e-3):
+        return (
+            "That error ratio is on the figure's pixels; the question asks over all pixels (epe)."
+        )
+    return "Read frames_per_second and epe of the 'dis' and 'tvl1' rows of `scores`."
+
+
+_TEMPORAL: dict[tuple[int, int], dict[str, float]] = {}
+
+
+def temporal_perturbations(model: Any, data: Any, seed: int) -> dict[str, float]:
+    """Top-1 of the temporal stream alone on original, reversed and shuffled clips (cached)."""
+    from hartutor.diagnostics import reverse_batch, shuffle_batch
+    from hartutor.train import evaluate
+
+    key = (id(model), id(data))
+    if key not in _TEMPORAL:
+        transforms = (("original", None), ("reversed", reverse_batch))
+        transforms += (("shuffled", shuffle_batch(seed)),)
+        _TEMPORAL[key] = {
+            name: evaluate(
+                model.streams["temporal"],
+                data,
+                batch_size=16,
+                batch_transform=transform,
+                progress=False,
+            ).top1
+            for name, transform in transforms
+        }
+    return _TEMPORAL[key]
+
+
+@exercise(
+    "03-temporal-perturbations",
+    "Give the temporal stream's own top-1 on original, reversed and shuffled clips: "
+    "{'original': ..., 'reversed': ..., 'shuffled': ...} as fractions.",
+)
+def _temporal(answer: object, *, model: Any, data: Any, seed: int = 0) -> str | None:
+    keys = ("original", "reversed", "shuffled")
+    values = as_mapping(answer, keys, "Your answer")
+    if isinstance(values, str):
+        return values
+    truth = temporal_perturbations(model, data, seed)
+    if all(abs(values[k] - truth[k]) < 1e-6 for k in keys):
+        return None
+    if all(abs(values[k] / 100 - truth[k]) < 1e-6 for k in keys):
+        return "Give fractions (0.5 for 50%), not percents."
+    wrong = [k for k in keys if abs(values[k] - truth[k]) >= 1e-6]
+    return (
+        f"{wrong} differ from the temporal stream's own scores: evaluate model.streams['temporal'] "
+        f"on the same clips, with batch_transform=reverse_batch or shuffle_batch({seed})."
+    )
