@@ -591,6 +591,7 @@ WORK = [
     ("hartutor.features", "pretrained_stream"),
     ("hartutor.standins", "make_ucf101"),
     ("hartutor.standins", "serve"),
+    ("hartutor.samples", "fetch_samples"),
 ]
 
 _NUMBERS = [
@@ -663,6 +664,7 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     ),
     "weights": (["list", "path", "download", "nope"], {"--quiet": None}),
     "ucf101": (["check", "prepare", "nope"], {"--subset": None, "--quick": None}),
+    "samples": (["list", "fetch", "nope"], {"--from": ["nowhere", "."], "--quiet": None}),
     "standins": (
         ["build", "serve", "nope"],
         {
