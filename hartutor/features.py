@@ -229,11 +229,14 @@ def model_fingerprint(model: nn.Module) -> str:
     """SHA-256 of a model's class, structure and every state-dict tensor (weights and buffers).
 
     Two models give the same fingerprint only if they compute the same function, so a cache
-    keyed by it is invalidated by any change of weights (a few tenths of a second for the
-    paper I3D or Xception; negligible next to an extraction).
+    keyed by it is invalidated by any change of weights (hashing every weight costs little
+    next to an extraction; ``docs/benchmarks.md``).
     """
+    from hartutor.accel import plain_class
+
     digest = hashlib.sha256()
-    digest.update(f"{type(model).__module__}.{type(model).__qualname__}\n".encode())
+    cls = plain_class(model)  # the architecture, whether or not hartutor.accel runs it
+    digest.update(f"{cls.__module__}.{cls.__qualname__}\n".encode())
     digest.update(repr(model).encode())
     digest.update(repr(getattr(model, "input_spec", None)).encode())
     for name, tensor in model.state_dict().items():
@@ -477,7 +480,8 @@ def extract_features(
     """Run the frozen ``model`` over ``dataset`` once and return its features per sample.
 
     ``model`` runs in eval mode under ``torch.inference_mode`` (its train/eval mode is
-    restored afterwards); samples are read in order. ``feature_fn(model, inputs)`` gives the
+    restored afterwards), made fast on a CPU by :func:`hartutor.accel.optimize` (in place;
+    the same features); samples are read in order. ``feature_fn(model, inputs)`` gives the
     ``(N, D)`` features (default :func:`pre_logits_features`). Features are rounded to
     ``store_dtype`` (float16 halves disk and memory; pooled activations fit it easily).
 
@@ -503,7 +507,10 @@ def extract_features(
     total = len(dataset)  # type: ignore[arg-type]
     if total == 0:
         raise DataError(f"dataset {type(dataset).__name__} is empty: nothing to extract")
+    from hartutor.accel import optimize
+
     fingerprint = model_fingerprint(model)
+    optimize(model)
     identity = {
         "format": FEATURES_FORMAT,
         "model": fingerprint,

@@ -406,16 +406,20 @@ def fit(
     """Train ``model`` with cross-entropy; checkpoint every epoch; optionally resume.
 
     ``model_meta`` (``{"name": ..., "kwargs": {...}, "preset": ...}``) is stored in the checkpoint
-    so :func:`load_checkpoint` can rebuild the model; ``class_names`` too.
+    so :func:`load_checkpoint` can rebuild the model; ``class_names`` too. ``model`` is
+    trained through :func:`hartutor.accel.optimize` (faster on a CPU, the same function and
+    gradients), and keeps its faster layers afterwards.
     """
     from tqdm.auto import tqdm
+
+    from hartutor.accel import optimize
 
     config = config or TrainConfig()
     configure_threads(config.num_threads)
     device = resolve_device(config.device)
     use_amp = device.type == "cuda" and config.amp in (True, "auto")
     seed_everything(config.seed)
-    model = model.to(device)
+    model = optimize(model.to(device))
     optimizer = _make_optimizer(model, config)
     steps_per_epoch = len(_as_loader(train_data, config, shuffle=True, epoch=0))
     total_steps = steps_per_epoch * config.epochs

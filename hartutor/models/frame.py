@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
-from hartutor.models.layers import InputSpec, computes_channels_last, match_weight_layout
+from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "ModelError",
     "Preset",
     "SmallConvNet",
-    "backbone_frames",
     "check_choice",
     "check_clip",
     "clip_to_frames",
@@ -179,24 +178,13 @@ def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
 def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
     """Clips ``(N, C, T, H, W)`` as a batch of frames ``(N*T, C, H, W)``, frame ``t`` of clip
     ``n`` at ``n*T + t``; ``channels_last=True`` lays them out channels-last (same values; see
-    :func:`~hartutor.models.layers.cpu_channels_last`). One copy at most, for any strides of
+    :func:`hartutor.accel.ops.cpu_channels_last`). One copy at most, for any strides of
     ``x`` (sampled frames come as a view of a ``(N, T, C, H, W)`` tensor)."""
     n, c, t, h, w = x.shape
     if not channels_last:
         return x.transpose(1, 2).reshape(n * t, c, h, w).contiguous()
     frames = x.permute(0, 2, 3, 4, 1).reshape(n * t, h, w, c).permute(0, 3, 1, 2)
     return frames.contiguous(memory_format=torch.channels_last)
-
-
-def backbone_frames(x: torch.Tensor, backbone: nn.Module) -> torch.Tensor:
-    """Clips ``(N, C, T, H, W)`` as the frames ``backbone`` computes on: channels-last on a
-    CPU (:func:`~hartutor.models.layers.cpu_channels_last`), with its weights stored in the
-    same layout (:func:`match_weight_layout`) unless autograd may accumulate gradients into
-    them (their gradients would come in the default layout)."""
-    channels_last = computes_channels_last(x)
-    may_accumulate = torch.is_grad_enabled() and any(p.requires_grad for p in backbone.parameters())
-    match_weight_layout(backbone, channels_last and not may_accumulate)
-    return clip_to_frames(x, channels_last=channels_last)
 
 
 def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
@@ -455,12 +443,17 @@ class FrameClassifier(nn.Module):
             indices = self.eval_frame_indices(length, device=x.device)
         return x if indices is None else gather_frames(x, indices)
 
+    def to_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips ``(N, C, T, H, W)`` as the batch of frames ``(N*T, C, H, W)`` the backbone
+        classifies (:func:`clip_to_frames`)."""
+        return clip_to_frames(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
         x = self.sample_frames(x)
         n, t = x.shape[0], x.shape[2]
-        features = self.backbone.forward_features(backbone_frames(x, self.backbone))
+        features = self.backbone.forward_features(self.to_frames(x))
         return features.reshape(n, t, *features.shape[1:])
 
     def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -525,13 +518,18 @@ class LRCN(nn.Module):
         self.consensus: Consensus = consensus
         self.input_spec = input_spec
 
+    def to_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips ``(N, C, T, H, W)`` as the batch of frames ``(N*T, C, H, W)`` the backbone
+        classifies (:func:`clip_to_frames`)."""
+        return clip_to_frames(x)
+
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of every frame, ``(N, T, F)``: what the LSTM reads."""
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
         n, t = x.shape[0], x.shape[2]
         features = self.backbone.forward_head(
-            self.backbone.forward_features(backbone_frames(x, self.backbone)), pre_logits=True
+            self.backbone.forward_features(self.to_frames(x)), pre_logits=True
         )
         return features.reshape(n, t, -1)
 
@@ -658,3 +656,12 @@ def lrcn(
         consensus=consensus,
         input_spec=spec,
     )
+
+
+def __getattr__(name: str) -> object:
+    """``backbone_frames`` moved to :mod:`hartutor.accel.ops` (the CPU speed work)."""
+    if name == "backbone_frames":
+        from hartutor.accel import ops
+
+        return ops.backbone_frames
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,6 @@ from hartutor.models.layers import (
     SameMaxPool3d,
     TemporalPadding,
     Unit3D,
-    is_channels_last_3d,
 )
 from hartutor.models.registry import register_model
 
@@ -154,11 +153,6 @@ class InceptionModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))]
-        if is_channels_last_3d(x):
-            # PyTorch's fallback conv (batch-1 1x1x1 convs with few channels, non-float32
-            # input: see layers.conv3d) answers channels-first; one channels-first branch would
-            # make the concatenation, and every layer after it, channels-first again.
-            branches = [b.contiguous(memory_format=torch.channels_last_3d) for b in branches]
         return torch.cat(branches, dim=1)
 
 
@@ -307,8 +301,6 @@ class InceptionI3d(nn.Module):
             raise ValueError(
                 f"I3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
-        # The stem conv (always the first endpoint) puts a CPU clip channels-last (faster
-        # kernels, same values) as it pads it: one copy instead of two.
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
         return x.contiguous()
