@@ -36,6 +36,9 @@ INTRO = (
     "its timings are lower than the machine can do."
 )
 NO_GPU_MARK = "No GPU table was measured"
+#: Everything from this line to the end of the file is written by hand (measurements behind
+#: design choices, with their date and machine) and kept as it is by :func:`merge`.
+NOTES_MARK = "<!-- hand-written notes: kept by python -m benchmarks -->"
 _SECTION = re.compile(
     r"<!-- begin: (?P<name>[a-z0-9_-]+) -->\n(?P<body>.*?)<!-- end: (?P=name) -->", re.S
 )
@@ -99,7 +102,8 @@ def summary(sections: Mapping[str, str]) -> Section:
 
 
 def merge(old_text: str, new: Sequence[Section]) -> str:
-    """The results file: ``new`` sections over those of ``old_text``, summary rebuilt.
+    """The results file: ``new`` sections over those of ``old_text``, summary rebuilt, and the
+    hand-written notes of ``old_text`` (from :data:`NOTES_MARK` on) kept at the end.
 
     A placeholder GPU section never replaces a measured one. A section whose name is not in
     :data:`SECTION_ORDER` raises ``ValueError`` (it would have no place in the file).
@@ -123,6 +127,8 @@ def merge(old_text: str, new: Sequence[Section]) -> str:
     for name in SECTION_ORDER:
         if name in sections:
             parts += [sections[name], ""]
+    if NOTES_MARK in old_text:
+        parts += [old_text[old_text.index(NOTES_MARK) :].rstrip("\n"), ""]
     return "\n".join(parts)
 
 
