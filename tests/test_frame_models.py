@@ -239,3 +239,22 @@ def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(
             assert torch.equal(frames[n * 4 + t], clip[n, :, t])
     layout = torch.channels_last if channels_last else torch.contiguous_format
     assert frames.is_contiguous(memory_format=layout)
+
+
+def test_shared_helpers_live_in_common_and_keep_their_old_names() -> None:
+    """two_stream, xception and fusion share helpers through models.common, not through
+    frame's private names; frame still re-exports the public ones."""
+    import ast
+    from pathlib import Path
+
+    from hartutor.models import common, frame
+
+    for name in ("check_choice", "check_clip", "uniform_indices", "gather_frames", "Preset"):
+        assert getattr(frame, name) is getattr(common, name), name
+    folder = Path(common.__file__).parent
+    private = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hartutor"):
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
