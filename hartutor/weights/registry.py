@@ -29,7 +29,6 @@ import torch
 from hartutor.weights.download import RemoteFile
 
 __all__ = [
-    "ASSETS",
     "I3DWeights",
     "Preprocessing",
     "VideoClipTransform",
@@ -452,23 +451,15 @@ class XceptionWeights(WeightsEnum):
 _BY_NAME: dict[str, WeightsEntry] = {entry.name: entry for entry in _ENTRIES}
 _ENUMS: tuple[type[WeightsEnum], ...] = (I3DWeights, XceptionWeights)
 
-# Non-weight files fetched through the same cache (same verification and offline message).
-ASSETS: dict[str, RemoteFile] = {
-    "kinetics400_label_map": RemoteFile(
-        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map.txt",
-        "label_map.txt",
-        sha256="e9f2806fe9109b851a80a74841244f6f8c9d10917fa0229cd82bab67f2f8e28f",
-        size=5956,
-        subdir="kinetics-i3d",
-    ),
-    "kinetics600_label_map": RemoteFile(
-        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map_600.txt",
-        "label_map_600.txt",
-        sha256="8dfca4202520ea8291ce0242ef33b006d0a0772b409663c090a2876bc1978dcf",
-        size=9209,
-        subdir="kinetics-i3d",
-    ),
-}
+
+def __getattr__(name: str) -> object:
+    """``ASSETS`` (DeepMind's label files) moved to :data:`hartutor.labels.LABEL_FILES`, next
+    to the label sets that read them; the old name still works."""
+    if name == "ASSETS":
+        from hartutor.labels import LABEL_FILES
+
+        return LABEL_FILES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_weights(model: str | None = None) -> list[str]:
