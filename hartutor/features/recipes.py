@@ -226,7 +226,6 @@ def pretrained_stream(
     (8 frames with stride 8 span the 57 frames of an I3D clip). ``classes``: keep only these
     class names (a laptop subset); labels stay UCF101's.
     """
-    from hartutor.data import Normalize
     from hartutor.ucf101 import UCF101
     from hartutor.weights import get_weights, load_pretrained
 
@@ -237,7 +236,7 @@ def pretrained_stream(
     frames = num_frames or pre.num_frames or (spec.num_frames if spec is not None else None)
     if frames is None:
         raise ModelError(f"{entry.name} does not say how many frames it takes; pass num_frames")
-    transform = Normalize("video", pre.mean, pre.std)
+    transform = pre.normalize("video")
 
     def subset(name: Literal["train", "test"], clips: int) -> UCF101:
         return UCF101(

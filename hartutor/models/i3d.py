@@ -45,6 +45,8 @@ __all__ = [
     "ENDPOINTS",
     "MIXED_BLOCKS",
     "NON_MODEL_TF_VARIABLES",
+    "PAPER_FLOW_SPEC",
+    "PAPER_RGB_SPEC",
     "InceptionI3d",
     "InceptionModule",
     "i3d",
@@ -102,7 +104,7 @@ _MAX_POOLS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
 }
 
-_PAPER_RGB_SPEC = InputSpec(
+PAPER_RGB_SPEC = InputSpec(
     num_frames=64,
     size=(224, 224),
     mean=(0.5, 0.5, 0.5),
@@ -111,7 +113,7 @@ _PAPER_RGB_SPEC = InputSpec(
     description="DeepMind I3D RGB: 25 fps, shorter side 256, centre crop 224x224, values "
     "scaled to [-1, 1]; trained on 64-frame clips, any length >= 1 works at test time",
 )
-_PAPER_FLOW_SPEC = InputSpec(
+PAPER_FLOW_SPEC = InputSpec(
     num_frames=64,
     size=(224, 224),
     mean=(0.0, 0.0),
@@ -341,9 +343,9 @@ class InceptionI3d(nn.Module):
 
 def _default_spec(in_channels: int) -> InputSpec:
     if in_channels == 2:
-        return _PAPER_FLOW_SPEC
+        return PAPER_FLOW_SPEC
     if in_channels == 3:
-        return _PAPER_RGB_SPEC
+        return PAPER_RGB_SPEC
     return InputSpec(
         num_frames=64,
         size=(224, 224),

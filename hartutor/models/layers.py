@@ -17,10 +17,11 @@ function, same parameters) are swapped in by :func:`hartutor.accel.optimize`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,27 +37,38 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InputSpec:
-    """What a model expects as input: a clip of ``num_frames`` frames of ``size`` (H, W).
+    """What a model (or a set of its weights) expects as input: hartutor's one description.
 
-    ``mean``/``std`` are per channel. For RGB they apply to frames scaled to [0, 1]:
-    ``x = (frames / 255 - mean) / std``; for optical flow (2 channels) they apply to the
-    flow in pixels per frame. For example DeepMind's I3D wants RGB in [-1, 1] (mean 0.5,
-    std 0.5) and flow clipped to +-20 px divided by 20 (mean 0, std 20); C3D wants
-    mean-subtracted pixels on the 0..255 scale (std 1/255). ``fps`` is the frame rate the
-    model was trained on, where the paper says so.
+    A clip of ``num_frames`` frames of ``size`` (H, W). ``mean``/``std`` are per channel. For
+    RGB they apply to frames scaled to [0, 1]: ``x = (frames / 255 - mean) / std``; for
+    optical flow (2 channels) they apply to the flow in pixels per frame. For example
+    DeepMind's I3D wants RGB in [-1, 1] (mean 0.5, std 0.5) and flow clipped to +-20 px
+    divided by 20 (mean 0, std 20); C3D wants mean-subtracted pixels on the 0..255 scale
+    (std 1/255). ``fps`` is the frame rate the model was trained on, where the paper says so.
+
+    Pretrained weights add how decoded video becomes that input, as torchvision's weights
+    transforms and timm's pretrained configs do: ``resize_size`` (shorter side, before the
+    centre crop to ``size``), ``interpolation`` and, for flow, ``flow_clip`` (pixels per
+    frame). ``num_frames`` may then be None: an image model's weights fix no clip length.
+    :meth:`transforms` is the one path from decoded frames to the model's tensor
+    (:class:`hartutor.data.ClipTransform`); :meth:`normalize` its last step, which datasets
+    that already give [0, 1] clips apply alone (:func:`hartutor.data.model_transform`).
     """
 
-    num_frames: int
+    num_frames: int | None
     size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     fps: float | None = None
     description: str = ""
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
+    flow_clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames < 1:
+        if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size must be (height, width) with positive entries, got {self.size}")
@@ -67,15 +79,54 @@ class InputSpec:
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std entries must be positive, got {self.std}")
 
+    def __repr__(self) -> str:
+        # The fields of a model's spec always; the decoding fields only where set, so that a
+        # model's repr (part of feature-cache keys) reads as it always has.
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in _DECODING_FIELDS or getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
     @property
     def num_channels(self) -> int:
         """Number of input channels (3 for RGB, 2 for optical flow)."""
         return len(self.mean)
 
     @property
+    def modality(self) -> Literal["rgb", "flow"]:
+        """``"flow"`` for 2-channel input (x, y displacements), else ``"rgb"``."""
+        return "flow" if self.num_channels == 2 else "rgb"
+
+    @property
+    def crop_size(self) -> int | tuple[int, int]:
+        """The centre crop: ``size``, as one int when it is square."""
+        return self.size[0] if self.size[0] == self.size[1] else self.size
+
+    @property
     def shape(self) -> tuple[int, int, int, int]:
         """Shape of one clip as the model wants it: (C, T, H, W)."""
+        if self.num_frames is None:
+            raise ValueError(f"{self!r} fixes no clip length; choose num_frames yourself")
         return (self.num_channels, self.num_frames, *self.size)
+
+    def transforms(self) -> Callable[[torch.Tensor | np.ndarray], torch.Tensor]:
+        """Decoded frames ``uint8 (T, H, W, C)`` (or flow ``(2, T, H, W)`` in pixels/frame)
+        -> the model's ``float32 (C, T, H, W)``: :class:`hartutor.data.ClipTransform`."""
+        from hartutor.data import ClipTransform
+
+        return ClipTransform(self)
+
+    def normalize(self, key: str = "video") -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The normalisation step alone, on ``key`` of a sample dict whose clip is already
+        ``(C, T, H, W)`` in [0, 1] (flow: in pixels/frame): :class:`hartutor.data.Normalize`."""
+        from hartutor.data import Normalize
+
+        return Normalize(key, self.mean, self.std)
+
+
+_DECODING_FIELDS = ("resize_size", "interpolation", "flow_clip")
 
 
 def tf_same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
