@@ -23,8 +23,10 @@ later works, only not faster), and :func:`restore` undoes it. ``torch.compile``,
 ``torch.export`` and TorchScript tracing work on both: while a graph is traced the
 shortcuts stand aside and the graph holds PyTorch's portable ops.
 
-Callers opt in where speed matters: the CLI (``demo``, ``evaluate``, ``train``), the
-widgets, feature extraction, training (:func:`hartutor.train.fit`), and the benchmarks.
+Callers opt in where speed matters: the CLI (``demo``, ``evaluate``, ``train``), training
+(:func:`hartutor.train.fit`), the widgets, the demo, feature extraction
+(:func:`hartutor.features.extract_features`), the benchmarks and notebook 09. Measured
+effects of each shortcut: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
