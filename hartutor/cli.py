@@ -251,11 +251,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Top-1/top-5 and per-class accuracy of a checkpoint; optionally the temporal diagnostics."""
     from torch import nn
 
+    from hartutor.accel import optimize
     from hartutor.data import build_datasets
     from hartutor.diagnostics import temporal_diagnostics
     from hartutor.train import evaluate, load_checkpoint
 
     model, meta = load_checkpoint(args.checkpoint)
+    optimize(model)  # CPU speed: same scores (hartutor.accel)
     data = args.data or meta.get("data", "synthetic")
     bundle = build_datasets(data, model=model, val_clips=args.clips, seed=args.seed)
     names = bundle.class_names
@@ -788,8 +790,9 @@ def _silence_stdout() -> None:
 def console_main() -> int:
     """The ``hartutor`` console script and ``python -m hartutor``: :func:`main` in a process
     of its own, which first lets glibc keep freed memory for reuse
-    (:func:`hartutor.config.keep_freed_memory`; I3D on a 64x224x224 clip ran 6-17 %
-    faster here with it). A program that calls :func:`main` keeps its own allocator settings."""
+    (:func:`hartutor.config.keep_freed_memory`: large activations are not faulted in again on
+    every call; figures in ``docs/benchmarks.md``). A program that calls :func:`main` keeps
+    its own allocator settings."""
     from hartutor.config import keep_freed_memory
 
     keep_freed_memory()

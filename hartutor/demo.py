@@ -94,10 +94,12 @@ def run_tiny(
     clips: Sequence[tuple[str, np.ndarray, str | None]], *, top: int = 3
 ) -> tuple[list[ClipResult], list[str]]:
     """Run the shipped tiny I3D + Xception fusion on ``(name, frames uint8 (T,H,W,3), label)``."""
+    from hartutor.accel import optimize
     from hartutor.data import model_transform
     from hartutor.train import load_checkpoint
 
     model, meta = load_checkpoint(shipped_checkpoint(FUSION_CHECKPOINT))
+    optimize(model)
     names = list(meta.get("class_names") or [str(i) for i in range(model.num_classes)])
     spec = model.input_spec
     normalise = model_transform(model)
@@ -157,6 +159,7 @@ def run_full(
     by side, and I3D's Kinetics scores are also read as UCF101 classes through hartutor's
     Kinetics-to-UCF101 mapping.
     """
+    from hartutor.accel import optimize
     from hartutor.labels.ucf101 import kinetics_mapping
     from hartutor.video import read_video
     from hartutor.weights import get_weights, load_pretrained
@@ -166,7 +169,7 @@ def run_full(
     shown: np.ndarray | None = None
     if i3d_weights is not None:
         entry = get_weights(i3d_weights)
-        model = load_pretrained(entry, download=False)
+        model = optimize(load_pretrained(entry, download=False))
         pre = entry.preprocessing
         video = read_video(path, num_frames=pre.num_frames, fps=pre.fps, on_short="loop")
         shown = video.frames.numpy()
@@ -184,7 +187,7 @@ def run_full(
         predictions.append(Prediction("i3d as UCF101", [n for n, _ in best], [p for _, p in best]))
     if with_xception:
         entry = get_weights(FULL_XCEPTION_WEIGHTS)
-        model = load_pretrained(entry, download=False)
+        model = optimize(load_pretrained(entry, download=False))
         video = read_video(path, num_frames=8, on_short="loop")
         shown = video.frames.numpy() if shown is None else shown
         with torch.inference_mode():
