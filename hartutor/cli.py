@@ -285,7 +285,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job: the I3D + Xception fusion on synthetic clips (or a video), in seconds."""
     from hartutor.demo import format_result, run_demo
 
-    result = run_demo(video=args.video, num_clips=args.clips, seed=args.seed, out=args.out)
+    result = run_demo(
+        video=args.video, num_clips=args.clips, seed=args.seed, out=args.out, world=args.world
+    )
     print(format_result(result))
     return 0
 
@@ -484,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a video file (full-size models when their weights are cached)",
     )
     p.add_argument("--clips", type=int, default=4, help="synthetic clips to render (default 4)")
+    p.add_argument(
+        "--world",
+        action="store_true",
+        help="the transfer world's fusion on one clip per family (motion, appearance, both)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("hartutor-demo.png"), help="figure to write")
     p.set_defaults(func=_cmd_demo)

@@ -56,6 +56,11 @@ SOURCE_CHECKPOINTS: dict[str, str] = {
     "temporal": "i3d_tiny_video_source.pt",
     "frame": "xception_tiny_image_source.pt",
 }
+#: The streams fine-tuned on the target set from those (seed 0), used by ``hartutor demo``.
+TARGET_CHECKPOINTS: dict[str, str] = {
+    "temporal": "i3d_tiny_world_target.pt",
+    "frame": "xception_tiny_world_target.pt",
+}
 
 
 def _builder_kwargs(kind: StreamKind, num_classes: int) -> dict[str, Any]:
@@ -227,10 +232,10 @@ class Recipe:
 #: validation clips (the ``val`` split), never on the test clips.
 PRETRAIN_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),
-    "frame": Recipe(epochs=10, lr=2e-3),
+    "frame": Recipe(epochs=12, lr=2e-3),
 }
 FINETUNE_RECIPES: dict[str, Recipe] = {
-    "temporal": Recipe(epochs=8, lr=2e-3),
+    "temporal": Recipe(epochs=12, lr=2e-3),
     "frame": Recipe(epochs=8, lr=2e-3),
 }
 
@@ -353,11 +358,11 @@ class SourceTable:
     score: Any  # hartutor.labels.ucf101.KineticsTransferScore
     rows: list[dict[str, Any]]
 
-    def markdown(self, limit: int | None = None) -> str:
-        """The per-clip rows as a Markdown table in the poster's columns."""
+    def markdown(self, rows: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The per-clip rows (default: all) as a Markdown table in the poster's columns."""
         head = "| # | clip | true label | predicted label | prediction % | top-1/top-5 |"
         lines = [head, "|---|---|---|---|---|---|"]
-        for row in self.rows[:limit]:
+        for row in self.rows if rows is None else rows:
             lines.append(
                 f"| {row['n']} | {row['clip']} | {row['true']} | {row['predicted']} | "
                 f"{row['probability']:.1f} | {row['top1/top5']} |"

@@ -1,7 +1,8 @@
 """Pretrain the transfer world's source streams and measure transfer and fusion (issue 18).
 
     python scripts/transfer_world.py pretrain            # writes the two source checkpoints
-    python scripts/transfer_world.py measure --seeds 0 1 2 [--split test] [--json out.json]
+    python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
+    python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` images, seed 0),
@@ -92,88 +93,110 @@ def _recipe(args: argparse.Namespace, kind: str) -> T.Recipe:
     return T.Recipe(args.epochs or recipe.epochs, args.lr or recipe.lr, recipe.batch_size)
 
 
-def measure(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> None:
+    """Fine-tune, score the held-out clips, and keep every run's logits in ``--logits``."""
     torch.set_num_threads(1)
+    out = Path(args.logits)
+    out.mkdir(parents=True, exist_ok=True)
     train = T.render_streams(clips_per_class=args.clips, seed=0, split="train")
     held = T.render_streams(clips_per_class=args.eval_clips, seed=0, split=args.split)
-    results: dict = {"split": args.split, "clips_per_class": args.clips, "seeds": args.seeds}
-    runs: dict[str, list[float]] = {}
-    families: dict[str, list[float]] = {}
-    classes: dict[str, dict[str, list[float]]] = {}
-    wins: list[dict] = []
+    torch.save(held.labels, out / "labels.pt")
+    sizes = [("", train), *((f"curve{n}_", train.subset(n)) for n in args.curve)]
     for seed in args.seeds:
-        models = {}
-        for kind in args.streams:
-            for init in args.inits:
-                t = time.perf_counter()
-                model = T.finetune(
-                    kind,
-                    train,
-                    init=init,
-                    seed=seed,
-                    source=_source(args, kind),
-                    recipe=_recipe(args, kind),
-                )
-                seconds = time.perf_counter() - t
-                acc = T.accuracy(T.stream_logits(model, held.inputs[kind]), held.labels)
-                runs.setdefault(f"{kind}/{init}", []).append(acc)
-                runs.setdefault(f"{kind}/{init}/seconds", []).append(seconds)
-                print(f"seed {seed} {kind:8s} {init:10s} top-1 {acc:.1%} ({seconds:.0f} s)")
-                models[(kind, init)] = model
-        if len(args.streams) < 2:
-            continue
-        init = "pretrained" if "pretrained" in args.inits else args.inits[0]
-        report = T.fusion_report(models[("temporal", init)], models[("frame", init)], held)
-        for row in report.family_table():
-            for rule in report.predictions:
-                families.setdefault(f"{row['family']}/{rule}", []).append(row[rule])
-        for row in report.class_table():
-            for rule in report.predictions:
-                classes.setdefault(row["class"], {}).setdefault(rule, []).append(row[rule])
-        dis = report.disagreements()
-        wins.append({k: len(v) for k, v in dis.items()})
-        print(T.markdown_table(report.family_table()))
-    for curve_n in args.curve:
-        for kind in args.streams:
-            for init in args.inits:
-                values = []
-                for seed in args.seeds:
+        for prefix, data in sizes:
+            for kind in args.streams:
+                for init in args.inits:
+                    t = time.perf_counter()
                     model = T.finetune(
                         kind,
-                        train.subset(curve_n),
+                        data,
                         init=init,
                         seed=seed,
                         source=_source(args, kind),
                         recipe=_recipe(args, kind),
                     )
-                    values.append(
-                        T.accuracy(T.stream_logits(model, held.inputs[kind]), held.labels)
+                    seconds = time.perf_counter() - t
+                    logits = T.stream_logits(model, held.inputs[kind])
+                    torch.save(
+                        {"logits": logits, "seconds": seconds, "clips": len(data)},
+                        out / f"{prefix}{kind}_{init}_s{seed}.pt",
                     )
-                runs[f"curve/{curve_n}/{kind}/{init}"] = values
-                print(f"curve {curve_n}/class {kind} {init}: {values}")
-    if args.no_table:
-        print(json.dumps({k: v for k, v in runs.items()}))
-        return results
-    source, _ = T.load_stream("temporal", _source(args, "temporal"))
-    table = T.source_table(
-        T.stream_logits(source, held.inputs["temporal"]), held.labels, class_names=held.class_names
-    )
-    results["runs"] = {k: _spread(v) for k, v in runs.items()}
+                    acc = T.accuracy(logits, held.labels)
+                    print(f"{prefix}seed {seed} {kind} {init}: top-1 {acc:.1%} ({seconds:.0f} s)")
+                    if args.save_dir and not prefix and init == "pretrained" and seed == 0:
+                        T.save_stream(
+                            model,
+                            kind,
+                            Path(args.save_dir) / T.TARGET_CHECKPOINTS[kind],
+                            class_names=train.class_names,
+                            recipe=_recipe(args, kind),
+                            seed=seed,
+                            data=f"target: {len(train)} clips ({args.clips} per class), render "
+                            f"seed 0, split train; from {T.SOURCE_CHECKPOINTS[kind]}",
+                        )
+
+
+def report(args: argparse.Namespace) -> dict:
+    """Read the logits of ``measure`` runs and summarise: streams, transfer, fusion, Table 1."""
+    folder = Path(args.logits)
+    labels = torch.load(folder / "labels.pt", weights_only=True)
+    runs: dict[str, dict[int, dict]] = {}
+    for path in sorted(folder.glob("*_s*.pt")):
+        name, seed = path.stem.rsplit("_s", 1)
+        runs.setdefault(name, {})[int(seed)] = torch.load(path, weights_only=True)
+    results: dict = {"clips": len(labels), "runs": {}, "families": {}, "classes": {}}
+    for name, by_seed in sorted(runs.items()):
+        accs = [T.accuracy(r["logits"], labels) for r in by_seed.values()]
+        results["runs"][name] = {**_spread(accs), "seeds": sorted(by_seed)}
+        results["runs"][name]["seconds"] = _spread([r["seconds"] for r in by_seed.values()])
+    families: dict[str, list[float]] = {}
+    classes: dict[str, dict[str, list[float]]] = {}
+    flips = []
+    seeds = sorted(set(runs.get("temporal_pretrained", {})) & set(runs.get("frame_pretrained", {})))
+    for seed in seeds:
+        rep = T.FusionReport(
+            T.TARGET_CLASSES,
+            labels,
+            {
+                "temporal": runs["temporal_pretrained"][seed]["logits"],
+                "frame": runs["frame_pretrained"][seed]["logits"],
+            },
+        )
+        for row in rep.family_table():
+            for rule in rep.predictions:
+                families.setdefault(f"{row['family']}/{rule}", []).append(row[rule])
+        for row in rep.class_table():
+            for rule in rep.predictions:
+                classes.setdefault(row["class"], {}).setdefault(rule, []).append(row[rule])
+        flips.append({k: len(v) for k, v in rep.disagreements().items()})
+    results["fusion_seeds"] = seeds
     results["families"] = {k: _spread(v) for k, v in families.items()}
     results["classes"] = {
-        c: {r: _spread(v)["mean"] for r, v in d.items()} for c, d in classes.items()
+        c: {r: statistics.fmean(v) for r, v in d.items()} for c, d in classes.items()
     }
-    results["disagreements"] = wins
-    results["table1"] = {
-        "score": str(table.score),
-        "top1": table.score.accuracy[1],
-        "top5": table.score.accuracy[5],
-        "rows": table.rows[:: max(1, len(table.rows) // 13)][:13],
-    }
-    print(table.score)
-    print(json.dumps({k: (v["mean"], v["std"]) for k, v in results["families"].items()}, indent=1))
+    results["disagreements"] = flips
+    if args.table1:
+        held = T.render_streams(
+            clips_per_class=len(labels) // len(T.TARGET_CLASSES),
+            seed=0,
+            split=args.split,
+            streams=("temporal",),
+        )
+        assert torch.equal(held.labels, labels)
+        source, _ = T.load_stream("temporal", _source(args, "temporal"))
+        table = T.source_table(
+            T.stream_logits(source, held.inputs["temporal"]), labels, class_names=T.TARGET_CLASSES
+        )
+        results["table1"] = {
+            "score": str(table.score),
+            "top1": table.score.accuracy[1],
+            "top5": table.score.accuracy[5],
+            "markdown": table.markdown([r for r in table.rows if r["clip"].endswith("_c01")]),
+        }
+    text = json.dumps(results, indent=1)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(text)
+    print(text)
     return results
 
 
@@ -184,7 +207,7 @@ def main() -> None:
     p.add_argument("--out", default=str(T.CHECKPOINT_DIR))
     p.add_argument("--streams", nargs="+", default=list(T.STREAMS))
     p.add_argument("--video-clips", type=int, default=80)
-    p.add_argument("--images", type=int, default=4000)
+    p.add_argument("--images", type=int, default=3000)
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--split", choices=("val", "test"), default="val")
@@ -192,18 +215,21 @@ def main() -> None:
     m.add_argument("--eval-clips", type=int, default=40)
     m.add_argument("--inits", nargs="+", default=["pretrained", "scratch"])
     m.add_argument("--curve", type=int, nargs="*", default=[])
-    m.add_argument("--json", default=None)
+    m.add_argument("--logits", required=True, help="folder for every run's test logits")
     m.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
     m.add_argument("--streams", nargs="+", default=list(T.STREAMS))
     m.add_argument("--epochs", type=int, default=None, help="override the fine-tuning epochs")
     m.add_argument("--lr", type=float, default=None, help="override the fine-tuning lr")
-    m.add_argument("--no-table", action="store_true")
+    m.add_argument("--save-dir", default=None, help="write the first seed's fine-tuned streams")
+    r = sub.add_parser("report")
+    r.add_argument("--logits", required=True)
+    r.add_argument("--split", choices=("val", "test"), default="val")
+    r.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
+    r.add_argument("--table1", action="store_true")
+    r.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.command == "pretrain":
-        pretrain(args)
-    else:
-        measure(args)
+    {"pretrain": pretrain, "measure": measure, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

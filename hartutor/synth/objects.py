@@ -5,9 +5,9 @@ direction (elbow to hand) turned by the object's own angle plus a random tilt, a
 placed along that axis (``along``) and across it (``across``), in body heights. Parts are drawn
 in the object's main colour (0) or its second colour (1); both are drawn at random for every
 clip from the *same* distribution for every object, so colour never names the object, only its
-shape does. At 96x96 (a body about 60 pixels tall) a toothbrush, a cup and a phone are a few
-pixels wide and distinct; reduced to 32x32 they become blobs of one or two pixels that look
-alike. That is what makes the appearance-defined classes need the frame stream's resolution.
+shape does. At 96x96 (a body about 60 pixels tall) a toothbrush, a cup and a phone are
+distinct shapes several pixels across; reduced to 32x32 they become blobs of two or three
+pixels. That is what makes the appearance-defined classes need the frame stream's resolution.
 
 The drawing keeps the renderer's exact flow: every part is a capsule that moves rigidly with the
 hand, so the flow of its pixels is computed like any body part's.
@@ -138,7 +138,8 @@ class ObjectLook:
         cls, rng: np.random.Generator, name: str, avoid: tuple[tuple[float, float, float], ...]
     ) -> ObjectLook:
         """Random colours (the same distribution for every object, contrasting with the
-        ``avoid`` colours: figure and head), size within ±10%, tilt within ±15°."""
+        ``avoid`` colours: figure and head), 1.35 to 1.65 times the drawing's size (a cup is
+        then about a tenth of the body tall), tilt within ±15°."""
         get_object(name)
         avoid_luma = [_luma(c) for c in avoid]
         candidates = [
@@ -151,7 +152,7 @@ class ObjectLook:
         return cls(
             name,
             (tuple(map(float, main)), tuple(map(float, second))),  # type: ignore[arg-type]
-            float(rng.uniform(0.9, 1.1)),
+            float(rng.uniform(1.35, 1.65)),
             float(rng.uniform(-15.0, 15.0)),
         )
 
