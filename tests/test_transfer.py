@@ -105,3 +105,20 @@ def test_source_table_rows_follow_the_poster_columns():
     assert table.rows[1]["top1/top5"] == "n/a"  # no source equivalent: not scored
     assert table.score.num_scorable_clips == 1 and table.score.accuracy[5] == 1.0
     assert "v_Walk_c01" in table.markdown()
+
+
+def test_demo_world_shows_each_family_with_each_streams_top3(tmp_path: Path):
+    from hartutor.demo import WORLD_DEMO_CLASSES, format_result, run_demo
+    from hartutor.synth.world import FAMILY_OF
+
+    result = run_demo(world=True, seed=0, out=tmp_path / "demo.png")
+    assert {FAMILY_OF[name] for name in WORLD_DEMO_CLASSES} == set(FAMILIES)
+    assert [c.true_label for c in result.clips] == list(WORLD_DEMO_CLASSES)
+    for clip in result.clips:
+        assert [p.scorer.split()[0] for p in clip.predictions] == ["temporal", "frame", "fused"]
+        assert all(
+            len(p.labels) == 3 and set(p.labels) <= set(TARGET_CLASSES) for p in clip.predictions
+        )
+        assert clip.frames.shape == (16, 96, 96, 3)
+    assert result.figure is not None and result.figure.stat().st_size > 0
+    assert "temporal (i3d)" in format_result(result)
