@@ -148,7 +148,7 @@ def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[st
             for kind, z in logits.items()
         ]
         predictions.append(_top(fused, names, top, "fused"))
-        label = f"{name} ({FAMILY_OF[name]}, seed {seed + i})"
+        label = f"{name} ({FAMILY_OF[name]})"
         results.append(ClipResult(label, name, predictions, frames))
     return results, [
         "transfer world: temporal stream 16x32x32, frame stream 4x96x96, softmax mean "
