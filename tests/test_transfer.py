@@ -122,3 +122,24 @@ def test_demo_world_shows_each_family_with_each_streams_top3(tmp_path: Path):
         assert clip.frames.shape == (16, 96, 96, 3)
     assert result.figure is not None and result.figure.stat().st_size > 0
     assert "temporal (i3d)" in format_result(result)
+
+
+def test_world_checkpoints_ship_small_and_describe_themselves():
+    from hartutor.synth.world import IMAGE_CLASSES
+    from hartutor.train import read_checkpoint
+
+    classes = {
+        T.SOURCE_CHECKPOINTS["temporal"]: VIDEO_SOURCE_CLASSES,
+        T.SOURCE_CHECKPOINTS["frame"]: IMAGE_CLASSES,
+        T.TARGET_CHECKPOINTS["temporal"]: TARGET_CLASSES,
+        T.TARGET_CHECKPOINTS["frame"]: TARGET_CLASSES,
+    }
+    for kind in T.STREAMS:
+        for name in (T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]):
+            path = T.CHECKPOINT_DIR / name
+            assert path.stat().st_size <= 5 * 1024 * 1024
+            payload = read_checkpoint(path)
+            assert "optimizer" not in payload and payload["config"]["seed"] == 0
+            assert payload["model"]["stream"] == kind and payload["model"]["data"]
+            _, names = T.load_stream(kind, path)
+            assert tuple(names) == classes[name]
