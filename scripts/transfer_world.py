@@ -101,7 +101,8 @@ def measure(args: argparse.Namespace) -> None:
     train = T.render_streams(clips_per_class=args.clips, seed=0, split="train")
     held = T.render_streams(clips_per_class=args.eval_clips, seed=0, split=args.split)
     torch.save(held.labels, out / "labels.pt")
-    sizes = [("", train), *((f"curve{n}_", train.subset(n)) for n in args.curve)]
+    sizes = [("", train)] if not args.curve_only else []
+    sizes += [(f"curve{n}_", train.subset(n)) for n in args.curve]
     for seed in args.seeds:
         for prefix, data in sizes:
             for kind in args.streams:
@@ -215,6 +216,7 @@ def main() -> None:
     m.add_argument("--eval-clips", type=int, default=40)
     m.add_argument("--inits", nargs="+", default=["pretrained", "scratch"])
     m.add_argument("--curve", type=int, nargs="*", default=[])
+    m.add_argument("--curve-only", action="store_true", help="skip the full training set")
     m.add_argument("--logits", required=True, help="folder for every run's test logits")
     m.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
     m.add_argument("--streams", nargs="+", default=list(T.STREAMS))
