@@ -164,7 +164,7 @@ def render_streams(
     seed: int = 0,
     split: str = "train",
     streams: Sequence[str] = STREAMS,
-    batch: int = 16,
+    batch: int = 8,
 ) -> StreamSet:
     """Render ``clips_per_class`` clips of every class (16 frames of 96x96, the synthetic
     clip seeds of ``(seed, split)``) and keep each stream's adapted input."""
@@ -335,7 +335,7 @@ def finetune(
 
 
 @torch.no_grad()
-def stream_logits(model: nn.Module, videos: torch.Tensor, *, batch: int = 64) -> torch.Tensor:
+def stream_logits(model: nn.Module, videos: torch.Tensor, *, batch: int = 16) -> torch.Tensor:
     """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode."""
     model.eval()
     return torch.cat(
