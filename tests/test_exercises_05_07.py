@@ -32,3 +32,29 @@ def test_07_appearance_gap_accepts_points_and_refuses_fractions_and_signs(capsys
     assert not check("07-appearance-gap", 3.0, report=report)
     assert "report.accuracy" in capsys.readouterr().out
     assert not check("07-appearance-gap", ..., report=report)  # not answered: no error
+
+
+def test_06_images_named_counts_and_explains(capsys):
+    labels = torch.tensor([0, 1, 2, 3])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 0, 0]), 4).float()
+    assert check("06-images-named", 2, quiet=True, logits=logits, labels=labels)
+    assert not check("06-images-named", 0.5, logits=logits, labels=labels)
+    assert "fraction" in capsys.readouterr().out
+    assert not check("06-images-named", 3, logits=logits, labels=labels)
+    assert "compare" in capsys.readouterr().out
+
+
+def test_05_within_pair_keeps_only_clips_landing_in_the_pair(capsys):
+    names = ["walk", "raise_to_face", "lower_from_face"]
+    labels = torch.tensor([1, 1, 2, 2])
+    predicted = torch.tensor(
+        [1, 0, 1, 2]
+    )  # one right, one outside the pair, one swapped, one right
+    truth = 2 / 3
+    assert check(
+        "05-within-pair", truth, quiet=True, predicted=predicted, labels=labels, names=names
+    )
+    assert not check("05-within-pair", 0.5, predicted=predicted, labels=labels, names=names)
+    assert "keep only" in capsys.readouterr().out
+    assert not check("05-within-pair", 100 * truth, predicted=predicted, labels=labels, names=names)
+    assert "fraction" in capsys.readouterr().out
