@@ -143,3 +143,15 @@ def test_world_checkpoints_ship_small_and_describe_themselves():
             assert payload["model"]["stream"] == kind and payload["model"]["data"]
             _, names = T.load_stream(kind, path)
             assert tuple(names) == classes[name]
+
+
+def test_world_clips_render_on_the_fly_and_cut_each_streams_input():
+    temporal = T.WorldClips(3, "temporal", seed=2, cache_mb=8)
+    frame = T.WorldClips(3, "frame", seed=2)
+    assert temporal[1]["video"].shape == (3, 16, 32, 32) and temporal[1]["label"] == 1
+    assert frame[1]["video"].shape == (3, 4, 96, 96)
+    assert temporal.cached_clips == 1 and frame.cached_clips == 0
+    assert torch.equal(temporal[1]["video"], temporal[1]["video"])  # from the cache, the same
+    for kind in T.STREAMS:
+        spec = T.build_stream(kind, 13).input_spec
+        assert (spec.num_frames, spec.size[0]) == {"temporal": (16, 32), "frame": (4, 96)}[kind]
