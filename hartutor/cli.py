@@ -350,7 +350,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hartutor.demo import format_result, run_demo
 
     check_writable(args.out, what="figure")
-    result = run_demo(video=args.video, num_clips=args.clips, seed=args.seed, out=args.out)
+    result = run_demo(
+        video=args.video, num_clips=args.clips, seed=args.seed, out=args.out, world=args.world
+    )
     print(format_result(result))
     return 0
 
@@ -657,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=cli_type(rules.DEMO_CLIPS),
         default=4,
         help="synthetic clips to render (default 4)",
+    )
+    p.add_argument(
+        "--world",
+        action="store_true",
+        help="the transfer world's fusion on one clip per family (motion, appearance, both)",
     )
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", type=FIGURE, default=Path("hartutor-demo.png"), help="figure to write")
