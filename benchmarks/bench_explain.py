@@ -51,6 +51,7 @@ def _worker(payload: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import hartutor  # noqa: F401
+    from hartutor.accel import optimize
     from hartutor.explain import explain
     from hartutor.models import build_model
 
@@ -70,7 +71,7 @@ def _worker(payload: dict[str, Any]) -> dict[str, Any]:
         if method not in ("grad_cam", "guided_grad_cam"):
             streams.append(None)
         options = {}
-    model.eval()
+    optimize(model).eval()
     base = peak_rss_mb()
     start = time.perf_counter()
     chosen = []

@@ -115,13 +115,15 @@ CASE_BY_KEY = {case.key: case for case in CASES}
 
 
 def build(case: ModelCase) -> Any:
-    """The model of ``case`` with random weights (on the current default device)."""
+    """The model of ``case`` with random weights (on the current default device); hartutor's
+    models go through :func:`hartutor.accel.optimize`, other libraries' stay as they are."""
     import hartutor  # noqa: F401  (before torchvision / pytorchvideo)
 
     if case.source == "hartutor":
+        from hartutor.accel import optimize
         from hartutor.models import build_model
 
-        return build_model(case.name, preset="paper", num_classes=NUM_CLASSES)
+        return optimize(build_model(case.name, preset="paper", num_classes=NUM_CLASSES))
     if case.source == "torchvision":
         import torchvision.models.video as video
 
@@ -190,11 +192,12 @@ def to_channels_last(model: Any) -> None:
 
 def fold_batch_norm(model: Any) -> int:
     """Fold each eval-mode BatchNorm of hartutor's ``Unit3D`` layers into its conv, for good
-    (:func:`hartutor.models.layers.fold_batch_norm`). Returns how many were folded."""
+    (:func:`hartutor.accel.ops.fold_batch_norm`). Returns how many were folded."""
     import torch
     from torch import nn
 
-    from hartutor.models.layers import Unit3D, fold_batch_norm
+    from hartutor.accel.ops import fold_batch_norm
+    from hartutor.models.layers import Unit3D
 
     folded = 0
     with torch.no_grad():
@@ -391,7 +394,7 @@ def _head_to_head_worker(payload: dict[str, Any]) -> dict[str, Any]:
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "convolution": ("conv", "mkldnn_convolution"),
     "batch norm": ("batch_norm",),
-    # hartutor's stride-1 max-pools run as elementwise maxima (layers._separable_max_pool3d)
+    # hartutor.accel runs stride-1 max-pools as elementwise maxima (ops.separable_max_pool3d)
     "pooling": ("pool", "aten::maximum"),
     "activation": ("clamp_min", "relu", "threshold", "hardtanh", "sigmoid"),
     "concatenation": ("aten::cat",),

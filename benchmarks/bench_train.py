@@ -49,12 +49,17 @@ BATCH_SIZE = 16
 RUN_EPOCHS = 6
 
 
+#: The transfer world's two streams (``hartutor.transfer``), trained on target clips rendered
+#: at 16x96x96 and cut to their inputs (temporal 16x32x32, frame 4x96x96).
+WORLD_PRESETS = {"world_temporal": "temporal", "world_frame": "frame"}
+
+
 def presets() -> list[str]:
-    """Every registered model (each has a ``tiny`` preset)."""
+    """Every registered model (each has a ``tiny`` preset), then the world's streams."""
     import hartutor  # noqa: F401
     from hartutor.models import list_models
 
-    return list_models()
+    return [*list_models(), *WORLD_PRESETS]
 
 
 def _worker(payload: dict[str, Any]) -> dict[str, Any]:
@@ -69,14 +74,25 @@ def _worker(payload: dict[str, Any]) -> dict[str, Any]:
     threads, clips, name = int(payload["threads"]), int(payload["clips"]), payload["preset"]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(name, preset="tiny", num_classes=13)
-    keys = tuple(getattr(model, "input_keys", ("video",)))
-    with torch.device("meta"):
-        meta = build_model(name, preset="tiny", num_classes=13)
-    flops, _ = count_flops(meta, example_inputs(meta))
-    with_flow = "flow" in keys
-    uncached = SyntheticActions(clips, with_flow=with_flow)
-    data = SyntheticActions(clips, with_flow=with_flow, cache_mb=TRAINING_CACHE_MB)
+    if name in WORLD_PRESETS:
+        from hartutor import transfer
+
+        kind = WORLD_PRESETS[name]
+        model = transfer.build_stream(kind, 13)
+        with torch.device("meta"):
+            meta = transfer.build_stream(kind, 13)
+        flops, _ = count_flops(meta, example_inputs(meta))
+        uncached: Any = transfer.WorldClips(clips, kind)
+        data: Any = transfer.WorldClips(clips, kind, cache_mb=TRAINING_CACHE_MB)
+    else:
+        model = build_model(name, preset="tiny", num_classes=13)
+        keys = tuple(getattr(model, "input_keys", ("video",)))
+        with torch.device("meta"):
+            meta = build_model(name, preset="tiny", num_classes=13)
+        flops, _ = count_flops(meta, example_inputs(meta))
+        with_flow = "flow" in keys
+        uncached = SyntheticActions(clips, with_flow=with_flow)
+        data = SyntheticActions(clips, with_flow=with_flow, cache_mb=TRAINING_CACHE_MB)
 
     start = time.perf_counter()
     rendered = [uncached[i] for i in range(clips)]

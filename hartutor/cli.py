@@ -251,11 +251,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Top-1/top-5 and per-class accuracy of a checkpoint; optionally the temporal diagnostics."""
     from torch import nn
 
+    from hartutor.accel import optimize
     from hartutor.data import build_datasets
     from hartutor.diagnostics import temporal_diagnostics
     from hartutor.train import evaluate, load_checkpoint
 
     model, meta = load_checkpoint(args.checkpoint)
+    optimize(model)  # CPU speed: same scores (hartutor.accel)
     data = args.data or meta.get("data", "synthetic")
     bundle = build_datasets(data, model=model, val_clips=args.clips, seed=args.seed)
     names = bundle.class_names
@@ -348,7 +350,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hartutor.demo import format_result, run_demo
 
     check_writable(args.out, what="figure")
-    result = run_demo(video=args.video, num_clips=args.clips, seed=args.seed, out=args.out)
+    result = run_demo(
+        video=args.video, num_clips=args.clips, seed=args.seed, out=args.out, world=args.world
+    )
     print(format_result(result))
     return 0
 
@@ -656,6 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="synthetic clips to render (default 4)",
     )
+    p.add_argument(
+        "--world",
+        action="store_true",
+        help="the transfer world's fusion on one clip per family (motion, appearance, both)",
+    )
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", type=FIGURE, default=Path("hartutor-demo.png"), help="figure to write")
     p.set_defaults(func=_cmd_demo)
@@ -788,8 +797,9 @@ def _silence_stdout() -> None:
 def console_main() -> int:
     """The ``hartutor`` console script and ``python -m hartutor``: :func:`main` in a process
     of its own, which first lets glibc keep freed memory for reuse
-    (:func:`hartutor.config.keep_freed_memory`; I3D on a 64x224x224 clip ran 6-17 %
-    faster here with it). A program that calls :func:`main` keeps its own allocator settings."""
+    (:func:`hartutor.config.keep_freed_memory`: large activations are not faulted in again on
+    every call; figures in ``docs/benchmarks.md``). A program that calls :func:`main` keeps
+    its own allocator settings."""
     from hartutor.config import keep_freed_memory
 
     keep_freed_memory()

@@ -82,9 +82,8 @@ def keep_freed_memory(limit_mb: float = KEEP_FREED_MB) -> bool:
     own ``mmap``, unmaps it when it is freed, and trims the top of its heap once more than
     twice that threshold lies free there. A network with large activations then faults
     their pages in again on every forward pass, 4 KiB at a time, each zeroed by the kernel:
-    I3D on a 64x224x224 clip took 91,000 and 155,000 page faults a call (350-600 MB) in two
-    runs here, and ran 6 % and 17 % faster with this setting, which leaves none
-    (``docs/benchmarks.md``).
+    full-size I3D on a 64x224x224 clip faults in hundreds of MB a call, and runs measurably
+    faster with this setting, which leaves none (figures: ``docs/benchmarks.md``).
     The price: a process's RSS no longer falls after its peak, so a long-lived process that
     needs memory back (several notebook kernels on a small machine) should not call it.
     It sets glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` for the whole process, as

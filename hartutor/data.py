@@ -4,6 +4,10 @@
 in UCF101's layout (the real UCF101, or a synthetic set written by ``hartutor synth``).
 Datasets yield ``video`` as float (C, T, H, W) in [0, 1] and ``flow`` in pixels per frame;
 :class:`Normalize` then applies the model's :class:`~hartutor.models.layers.InputSpec`.
+
+One transform path: :class:`ClipTransform` takes decoded frames to a model's tensor (resize,
+centre crop, [0, 1], then the same normalisation as :class:`Normalize`), as a pretrained
+weights entry's ``transforms()`` does; both read the one :class:`InputSpec`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+if TYPE_CHECKING:
+    from hartutor.models.layers import InputSpec
+
 Sample = dict[str, Any]
+
+
+def normalize_clip(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a ``(C, T, H, W)`` clip (``mean``/``std``: C values)."""
+    return (x - mean.reshape(-1, 1, 1, 1)) / std.reshape(-1, 1, 1, 1)
 
 
 class Normalize:
@@ -35,7 +48,7 @@ class Normalize:
                 f"{self.key!r} has {x.shape[0]} channels but the model's input spec has "
                 f"{len(self.mean)}"
             )
-        return {**sample, self.key: (x - self.mean) / self.std}
+        return {**sample, self.key: normalize_clip(x, self.mean, self.std)}
 
     def __repr__(self) -> str:
         return f"Normalize({self.key!r}, mean={self.mean.flatten().tolist()}, std=...)"
@@ -53,6 +66,68 @@ class Compose:
         return sample
 
 
+class ClipTransform:
+    """Decoded frames -> model input, per an :class:`~hartutor.models.layers.InputSpec`.
+
+    RGB: ``uint8 (T, H, W, C)`` (NumPy or torch) -> ``float32 (C, T, H', W')``: resize
+    the shorter side to ``resize_size``, centre crop to ``size``, scale to [0, 1], normalise
+    with mean/std. Flow: ``float (2, T, H, W)`` in pixels/frame -> ``float32 (2, T, H', W')``:
+    resize (scaling the displacements with the image), centre crop, clip to ``flow_clip``,
+    normalise.
+    """
+
+    def __init__(self, spec: InputSpec):
+        from torchvision.transforms import v2
+
+        self.spec = spec
+        interpolation = v2.InterpolationMode(spec.interpolation)
+        self._resize = (
+            v2.Resize(spec.resize_size, interpolation=interpolation, antialias=True)
+            if spec.resize_size is not None
+            else None
+        )
+        self._crop = v2.CenterCrop(list(spec.size))
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32)
+        self._std = torch.tensor(spec.std, dtype=torch.float32)
+
+    def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+        clip = torch.as_tensor(frames)
+        if self.spec.modality == "flow":
+            return self._flow(clip)
+        if clip.ndim != 4 or clip.shape[-1] != len(self.spec.mean):
+            raise ValueError(
+                f"expected uint8 frames (T, H, W, {len(self.spec.mean)}), got "
+                f"{tuple(clip.shape)} {clip.dtype}"
+            )
+        if clip.dtype != torch.uint8:
+            raise ValueError(
+                f"expected uint8 frames, got {clip.dtype} (decode with hartutor.video)"
+            )
+        clip = clip.permute(0, 3, 1, 2)  # (T, C, H, W)
+        if self._resize is not None:
+            clip = self._resize(clip)
+        clip = self._crop(clip).to(torch.float32) / 255.0
+        return normalize_clip(clip.permute(1, 0, 2, 3), self._mean, self._std).contiguous()
+
+    def _flow(self, flow: torch.Tensor) -> torch.Tensor:
+        if flow.ndim != 4 or flow.shape[0] != 2:
+            raise ValueError(f"expected flow (2, T, H, W) in pixels/frame, got {tuple(flow.shape)}")
+        flow = flow.to(torch.float32)
+        height, width = flow.shape[-2:]
+        frames = flow.permute(1, 0, 2, 3)  # (T, 2, H, W)
+        if self._resize is not None:  # displacements scale with the image
+            frames = self._resize(frames)
+            scale = torch.tensor([frames.shape[-1] / width, frames.shape[-2] / height])
+            frames = frames * scale.view(1, 2, 1, 1)
+        frames = self._crop(frames)
+        if self.spec.flow_clip is not None:
+            frames = frames.clamp(-self.spec.flow_clip, self.spec.flow_clip)
+        return normalize_clip(frames.permute(1, 0, 2, 3), self._mean, self._std).contiguous()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
 def model_transform(model: nn.Module) -> Compose:
     """The normalisation ``model`` expects, from its ``input_spec`` and ``input_keys``.
 
@@ -64,10 +139,10 @@ def model_transform(model: nn.Module) -> Compose:
     keys = tuple(getattr(model, "input_keys", ("video",)))
     steps: list[Callable[[Sample], Sample]] = []
     if "video" in keys and spec.num_channels == 3:
-        steps.append(Normalize("video", spec.mean, spec.std))
+        steps.append(spec.normalize("video"))
     flow_spec = getattr(model, "flow_spec", None) or (spec if spec.num_channels == 2 else None)
     if "flow" in keys and flow_spec is not None:
-        steps.append(Normalize("flow", flow_spec.mean, flow_spec.std))
+        steps.append(flow_spec.normalize("flow"))
     return Compose(steps)
 
 

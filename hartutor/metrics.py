@@ -1,4 +1,5 @@
-"""Classification metrics for clips: top-k accuracy, per-class accuracy, confusion matrix."""
+"""Classification metrics for clips: top-k accuracy, per-class accuracy, confusion matrix,
+and video-level scores from clip scores (multi-clip testing)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,16 @@ def accumulate(
         predictions=predictions,
         labels=all_labels,
     )
+
+
+def video_level_scores(
+    scores: torch.Tensor, video_index: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average clip scores per video (multi-clip testing): returns (scores, labels) per video."""
+    videos, inverse = torch.unique(video_index, return_inverse=True)
+    summed = torch.zeros(len(videos), scores.shape[1], dtype=scores.dtype)
+    summed.index_add_(0, inverse, scores)
+    counts = torch.bincount(inverse, minlength=len(videos)).clamp(min=1)
+    video_labels = torch.zeros(len(videos), dtype=labels.dtype)
+    video_labels[inverse] = labels
+    return summed / counts[:, None], video_labels

@@ -596,7 +596,9 @@ def fit(
     """Train ``model`` with cross-entropy; checkpoint every epoch; optionally resume.
 
     ``model_meta`` (``{"name": ..., "kwargs": {...}, "preset": ...}``) is stored in the checkpoint
-    so :func:`load_checkpoint` can rebuild the model; ``class_names`` too.
+    so :func:`load_checkpoint` can rebuild the model; ``class_names`` too. ``model`` is
+    trained through :func:`hartutor.accel.optimize` (faster on a CPU, the same function and
+    gradients), and keeps its faster layers afterwards.
 
     Under ``torchrun`` (:mod:`hartutor.distributed`) the same call trains with
     DistributedDataParallel: ``config.batch_size`` is the global batch, split over the ranks;
@@ -605,6 +607,7 @@ def fit(
     """
     from hartutor import distributed
     from hartutor._progress import progress_bar
+    from hartutor.accel import optimize
 
     config = config or TrainConfig()
     model_classes = getattr(model, "num_classes", None)
@@ -625,7 +628,7 @@ def fit(
     )
     use_amp = device.type == "cuda" and config.amp in (True, "auto")
     seed_everything(config.seed)
-    model = model.to(device)
+    model = optimize(model.to(device))
     net: nn.Module = model
     if here.distributed:
         net = nn.parallel.DistributedDataParallel(

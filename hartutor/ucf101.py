@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hartutor.errors import DataError
+from hartutor.metrics import video_level_scores  # noqa: F401  (moved there; old name kept)
 
 #: Official sizes of UCF101, used by :func:`check_layout` (Soomro et al. 2012, the split files).
 NUM_VIDEOS = 13_320
@@ -371,19 +372,6 @@ class UCF101(Dataset):
 
             sample["flow"] = torch.from_numpy(estimate_flow(frames.numpy(), self.flow_method))
         return self.transform(sample) if self.transform else sample
-
-
-def video_level_scores(
-    scores: torch.Tensor, video_index: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average clip scores per video (multi-clip testing): returns (scores, labels) per video."""
-    videos, inverse = torch.unique(video_index, return_inverse=True)
-    summed = torch.zeros(len(videos), scores.shape[1], dtype=scores.dtype)
-    summed.index_add_(0, inverse, scores)
-    counts = torch.bincount(inverse, minlength=len(videos)).clamp(min=1)
-    video_labels = torch.zeros(len(videos), dtype=labels.dtype)
-    video_labels[inverse] = labels
-    return summed / counts[:, None], video_labels
 
 
 def split_summary(root: str | Path) -> Mapping[str, Any]:

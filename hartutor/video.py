@@ -1119,7 +1119,7 @@ def _add_stream(
     stream.height, stream.width = shaped.shape[:2]
     ctx = stream.codec_context
     if stream.width * stream.height <= 320 * 240:
-        ctx.thread_count = 1  # thread start-up dominates on tiny clips (2x faster at 64x64)
+        ctx.thread_count = 1  # thread start-up dominates on tiny clips (docs/benchmarks.md)
     chosen: dict[str, str] = {}
     if name == "gif":
         stream.pix_fmt = "pal8"

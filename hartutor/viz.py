@@ -59,6 +59,13 @@ def flow_to_color(flow: np.ndarray, *, max_flow: float | None = None) -> np.ndar
     colour is ``max_flow`` pixels per frame (default: the largest speed in ``flow``, as in the
     reference code), faster than that is shown full colour and darkened by 25%. Non-finite
     vectors are shown black.
+
+    Why not ``torchvision.utils.flow_to_image``: it draws the same Middlebury wheel (on test
+    flows the two agree pixel for pixel, up to one level of float32 rounding; see
+    ``tests/test_viz.py``), but it always scales by the largest speed of its input, so it
+    cannot put several frames or flow methods on one speed scale (``max_flow``, as notebooks
+    00 and 03 and :func:`contact_sheet` do), does not mark speeds beyond that scale, takes
+    only float32 ``(2, H, W)``/``(N, 2, H, W)`` tensors and has no answer for NaN vectors.
     """
     flow = np.asarray(flow, dtype=np.float64)
     if flow.ndim not in (3, 4) or flow.shape[0] != 2:

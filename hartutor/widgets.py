@@ -321,10 +321,12 @@ class LoadedModel:
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a hartutor checkpoint (:func:`hartutor.train.load_checkpoint`, ``weights_only``).
+    """Load a hartutor checkpoint (:func:`hartutor.train.load_checkpoint`, ``weights_only``),
+    made fast on a CPU (:func:`hartutor.accel.optimize`).
 
     A missing or unreadable file raises :class:`~hartutor.errors.WeightsError` saying so.
     """
+    from hartutor.accel import optimize
     from hartutor.train import load_checkpoint
 
     path = Path(path).expanduser()
@@ -334,6 +336,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
             "file written by 'hartutor train' or 'hartutor fuse'"
         )
     model, meta = load_checkpoint(path)
+    optimize(model)  # CPU speed for the live widgets: same scores (hartutor.accel)
     count = int(getattr(model, "num_classes", 0) or 0)
     names = list(meta.get("class_names") or [str(i) for i in range(count)])
     return LoadedModel(model, names, path)

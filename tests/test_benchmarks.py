@@ -72,6 +72,16 @@ def test_merge_keeps_unmeasured_sections_and_rebuilds_the_summary() -> None:
     assert summary == "- **Target NOT met** I3D 10 GFLOP/s."  # the dropped verdict is gone
 
 
+def test_merge_keeps_the_hand_written_notes_at_the_end() -> None:
+    notes = f"{report.NOTES_MARK}\n## Notes\n\nA figure typed by hand: 21 GFLOP/s.\n"
+    first = _file(report.Section("training", "Training", "old table")) + "\n" + notes
+    second = report.merge(first, [report.Section("training", "Training", "new table")])
+    assert second.endswith(notes)
+    assert second.count(report.NOTES_MARK) == 1
+    assert report.section_body(report.parse_sections(second)["training"]) == "new table"
+    assert report.NOTES_MARK not in report.merge("", [report.Section("training", "T", "x")])
+
+
 def test_a_placeholder_never_replaces_a_measured_gpu_section() -> None:
     measured = _file(report.Section("gpu", "GPU inference", "| H100 | 3000 GFLOP/s |"))
     placeholder = report.Section("gpu", "GPU inference", f"{report.NO_GPU_MARK}: no GPU.")

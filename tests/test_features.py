@@ -31,6 +31,7 @@ from hartutor.features import (
     video_scores,
 )
 from hartutor.models import build_model
+from hartutor.models.fusion import fuse_scores
 from hartutor.synth import CLASS_NAMES, SyntheticActions
 
 NUM_CLASSES = len(CLASS_NAMES)
@@ -332,22 +333,23 @@ def test_heads_on_multi_clip_features_report_video_accuracy(stream_features):
 # --------------------------------------------------------------------------- fusion
 
 
-def test_fuse_heads_equal_weight_softmax_mean_by_hand():
+def test_fuse_scores_equal_weight_softmax_mean_by_hand():
+    assert fuse_heads is fuse_scores  # the old name of hartutor.features still works
     a = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     b = torch.tensor([[0.0, 3.0, 0.0], [1.0, 1.0, 1.0]])
-    out = fuse_heads({"i3d": a, "xception": b})
+    out = fuse_scores({"i3d": a, "xception": b})
     ea, eb = a.exp(), b.exp()
     by_hand = (ea / ea.sum(1, keepdim=True) + eb / eb.sum(1, keepdim=True)) / 2
     assert out.kind == "probabilities" and torch.allclose(out.fused, by_hand, atol=1e-6)
     assert torch.allclose(out.fused.sum(1), torch.ones(2))
     assert torch.allclose(out.log_probabilities, by_hand.log(), atol=1e-6)
-    weighted = fuse_heads({"i3d": a, "xception": b}, weights={"i3d": 3.0, "xception": 1.0})
+    weighted = fuse_scores({"i3d": a, "xception": b}, weights={"i3d": 3.0, "xception": 1.0})
     pa, pb = F.softmax(a, 1), F.softmax(b, 1)
     assert torch.allclose(weighted.fused, 0.75 * pa + 0.25 * pb, atol=1e-6)
-    summed = fuse_heads({"i3d": a, "xception": b}, mode="logit_sum")
+    summed = fuse_scores({"i3d": a, "xception": b}, mode="logit_sum")
     assert summed.kind == "logits" and torch.allclose(summed.fused, a + b)
     with pytest.raises(ModelError, match="one shape"):
-        fuse_heads({"i3d": a, "xception": b[:, :2]})
+        fuse_scores({"i3d": a, "xception": b[:, :2]})
 
 
 def test_reproduce_fusion_on_tiny_streams_is_at_least_the_worse_head(
@@ -372,7 +374,7 @@ def test_reproduce_fusion_on_tiny_streams_is_at_least_the_worse_head(
     fused = report.fused.clip
     assert report.fused.video is None and fused.num_samples == VAL_CLIPS
     assert fused.top1 >= min(tops.values()), (tops, fused.top1)
-    by_hand = fuse_heads({n: r.evaluation.scores for n, r in report.streams.items()})
+    by_hand = fuse_scores({n: r.evaluation.scores for n, r in report.streams.items()})
     expected = (by_hand.fused.argmax(1) == report.streams["i3d"].test.labels).float().mean()
     assert fused.top1 == pytest.approx(float(expected))
     table = report.table()

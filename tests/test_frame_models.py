@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 import torch
@@ -242,61 +241,20 @@ def test_clip_to_frames_puts_frame_t_of_clip_n_at_n_times_t_plus_t(
     assert frames.is_contiguous(memory_format=layout)
 
 
-def test_frame_models_give_the_same_scores_whatever_the_frame_layout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Eval on a CPU feeds the backbone channels-last frames and stores its conv weights
-    channels-last too (speed); scores do not change, and training restores the weights'
-    default layout."""
-    import hartutor.models.frame as frame_module
+def test_shared_helpers_live_in_common_and_keep_their_old_names() -> None:
+    """two_stream, xception and fusion share helpers through models.common, not through
+    frame's private names; frame still re-exports the public ones."""
+    import ast
+    from pathlib import Path
 
-    torch.manual_seed(0)
-    for name in ("single_frame", "lrcn", "xception"):
-        model = build_model(name, preset="tiny", num_classes=5).eval()
-        clip = torch.randn(2, 3, 16, 64, 64)
-        weights = [p for p in model.backbone.parameters() if p.ndim == 4 and p.shape[1] > 1]
-        assert weights and all(p.is_contiguous() for p in weights)
-        with torch.no_grad():
-            fast = model(clip)
-            assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
-            assert not any(p.is_contiguous() for p in weights if p.shape[-1] > 1)
-            with monkeypatch.context() as patch:
-                patch.setattr(frame_module, "computes_channels_last", lambda x: False)
-                plain = model(clip)
-            assert all(p.is_contiguous() for p in weights)
-        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5, msg=name)
+    from hartutor.models import common, frame
 
-        with torch.no_grad():
-            model(clip)  # channels-last again
-        model.train()
-        optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        model(clip).sum().backward()  # a training call: weights in the default layout
-        optimiser.step()
-        assert all(p.is_contiguous() for p in weights)
-        assert {id(p) for p in weights} <= {id(p) for p in optimiser.param_groups[0]["params"]}
-
-        model.eval().zero_grad()
-        with torch.inference_mode():  # the layout changes inside inference mode ...
-            model(clip)
-        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
-        grad_clip = clip.clone().requires_grad_(True)  # ... and gradients still work after,
-        with warnings.catch_warnings():  # in the default layout, like their gradients
-            warnings.simplefilter("error")
-            model(grad_clip).sum().backward()
-        assert all(p.is_contiguous() for p in weights)
-        assert grad_clip.grad is not None and all(p.grad is not None for p in weights)
-
-
-def test_a_compiled_frame_model_keeps_its_weights_as_they_are() -> None:
-    """torch.compile (inductor) traces backbone_frames without swapping parameter data
-    (which inductor refuses) and computes what the eager model does."""
-    torch.manual_seed(0)
-    model = build_model("xception", preset="tiny", num_classes=5).eval()
-    clip = torch.randn(1, 3, 16, 64, 64)
-    with torch.no_grad():
-        expected = model(clip)  # eager: weights now channels-last
-        twin = build_model("xception", preset="tiny", num_classes=5).eval()
-        twin.load_state_dict(model.state_dict())  # default layout, as after loading
-        compiled = torch.compile(twin)(clip)
-    torch.testing.assert_close(compiled, expected, rtol=1e-4, atol=1e-5)
-    assert all(p.is_contiguous() for p in twin.parameters())
+    for name in ("check_choice", "check_clip", "uniform_indices", "gather_frames", "Preset"):
+        assert getattr(frame, name) is getattr(common, name), name
+    folder = Path(common.__file__).parent
+    private = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hartutor"):
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []

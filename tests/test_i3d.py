@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import hartutor  # noqa: F401
+from hartutor.accel import optimize
 from hartutor.errors import WeightsError
 from hartutor.models import build_model
 from hartutor.models.i3d import (
@@ -22,16 +23,9 @@ from hartutor.models.i3d import (
     tf_variable_name_to_key,
 )
 from hartutor.models.layers import (
-    Conv3d,
     InputSpec,
     SameMaxPool3d,
     SamePadConv3d,
-    Unit3D,
-    _separable_pool_pays,
-    _zero_pad,
-    conv3d,
-    fold_batch_norm,
-    is_channels_last_3d,
     tf_same_padding,
     tf_same_padding_3d,
 )
@@ -59,9 +53,13 @@ def test_same_padding_3d_is_in_f_pad_order() -> None:
 
 @pytest.mark.parametrize("size", [7, 8, 223, 224])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_same_conv_places_padding_like_tensorflow(size: int, stride: int) -> None:
-    """A conv whose only non-zero tap is the first one returns input[i*s - pad_before]."""
+@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "accel"])
+def test_same_conv_places_padding_like_tensorflow(size: int, stride: int, optimized: bool) -> None:
+    """A conv whose only non-zero tap is the first one returns input[i*s - pad_before], with
+    and without hartutor.accel."""
     conv = SamePadConv3d(1, 1, (1, 1, 7), (1, 1, stride))
+    if optimized:
+        optimize(conv)
     with torch.no_grad():
         conv.weight.zero_()
         conv.weight[0, 0, 0, 0, 0] = 1.0
@@ -100,12 +98,15 @@ def _tf_max_pool_reference(x: np.ndarray, kernel: tuple, stride: tuple) -> np.nd
 
 
 @pytest.mark.parametrize(("kernel", "stride"), I3D_POOLS)
-def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple) -> None:
+@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "accel"])
+def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple, optimized: bool) -> None:
     rng = np.random.default_rng(0)
     x = -rng.uniform(1.0, 2.0, size=(5, 7, 8)).astype(
         np.float32
     )  # all negative: zero padding would win
     pool = SameMaxPool3d(kernel, stride)
+    if optimized:
+        optimize(pool)
     got = pool(torch.from_numpy(x)[None, None])[0, 0].numpy()
     np.testing.assert_array_equal(got, _tf_max_pool_reference(x, kernel, stride))
     assert (got < 0).all()
@@ -114,231 +115,24 @@ def test_same_max_pool_never_picks_padding(kernel: tuple, stride: tuple) -> None
 @pytest.mark.parametrize("size", [(5, 7, 8), (4, 6, 9), (3, 3, 3)])
 @pytest.mark.parametrize(("kernel", "stride"), I3D_POOLS)
 @pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("optimized", [False, True], ids=["plain", "accel"])
 def test_same_max_pool_matches_tensorflow_in_either_layout(
-    size: tuple, kernel: tuple, stride: tuple, channels_last: bool
+    size: tuple, kernel: tuple, stride: tuple, channels_last: bool, optimized: bool
 ) -> None:
-    """The native-padding and channels-last shortcuts give TF's SAME max-pool, every channel."""
+    """The plain pool and hartutor.accel's (native padding, channels-last and separable
+    shortcuts) give TF's SAME max-pool, every channel."""
     rng = np.random.default_rng(1)
     x = -rng.uniform(1.0, 2.0, size=(2, 3, *size)).astype(np.float32)
     clip = torch.from_numpy(x)
     if channels_last:
         clip = clip.contiguous(memory_format=torch.channels_last_3d)
-    got = SameMaxPool3d(kernel, stride)(clip).numpy()
+    pool = SameMaxPool3d(kernel, stride)
+    got = (optimize(pool) if optimized else pool)(clip).numpy()
     for n in range(2):
         for c in range(3):
             np.testing.assert_array_equal(
                 got[n, c], _tf_max_pool_reference(x[n, c], kernel, stride)
             )
-
-
-@pytest.mark.parametrize("size", [(5, 7, 8), (1, 2, 3), (2, 1, 4)])
-@pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 3, 3), (3, 1, 1), (2, 2, 2), (1, 1, 1)])
-def test_separable_max_pool_equals_pytorch_max_pool(size: tuple, kernel: tuple) -> None:
-    """The one-axis-at-a-time pool (inference, stride 1) gives F.max_pool3d's values, NaN, -inf
-    and ties included, on maps smaller than the kernel too, as a new channels-last tensor."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, *size).round()  # rounding makes ties
-    x[0, 1, 0, 0, 0] = float("nan")
-    x[1, 2] = float("-inf")
-    x = x.contiguous(memory_format=torch.channels_last_3d)
-    pool = SameMaxPool3d(kernel, 1)
-    assert _separable_pool_pays(x, pool.stride)
-    got = pool(x)
-    pads = tf_same_padding_3d(size, kernel, (1, 1, 1))
-    expected = F.max_pool3d(F.pad(x, pads, value=float("-inf")), kernel, 1)
-    torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
-    assert is_channels_last_3d(got) or min(size) == 1
-    assert got.data_ptr() != x.data_ptr()
-
-
-def test_max_pool_keeps_pytorch_kernel_where_gradients_flow() -> None:
-    """With autograd (training, saliency) each window's gradient goes to one input, as in
-    PyTorch's kernel; the separable pool would split it between tied maxima."""
-    x = torch.zeros(1, 2, 3, 4, 4).contiguous(memory_format=torch.channels_last_3d)
-    x.requires_grad_(True)
-    pool = SameMaxPool3d(3, 1)
-    assert not _separable_pool_pays(x, pool.stride)
-    with torch.no_grad():
-        assert _separable_pool_pays(x, pool.stride)
-    pool(x).sum().backward()
-    reference = x.detach().clone().requires_grad_(True)
-    F.max_pool3d(reference, 3, 1, 1).sum().backward()
-    assert torch.equal(x.grad, reference.grad)
-    assert not _separable_pool_pays(torch.zeros(1, 2, 3, 4, 4), (1, 1, 1))  # channels-first
-    assert not _separable_pool_pays(x.detach(), (2, 2, 2))  # strided
-
-
-@pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("pads", [(2, 3, 2, 3, 2, 3), (0, 1, 0, 1, 1, 1), (0, 0, 1, 0, 0, 0)])
-def test_zero_pad_equals_f_pad_and_puts_a_cpu_clip_channels_last(
-    pads: tuple, channels_last: bool
-) -> None:
-    """I3D's stem pads once into channels-last: F.pad's values and gradients."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, 6, 7, dtype=torch.float64, requires_grad=True)
-    clip = x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
-    got, expected = _zero_pad(clip, pads), F.pad(clip, pads)
-    assert torch.equal(got, expected)
-    assert is_channels_last_3d(got)
-    upstream = torch.randn_like(expected)
-    (grad,) = torch.autograd.grad(got, x, upstream)
-    (expected_grad,) = torch.autograd.grad(expected, x, upstream)
-    assert torch.equal(grad, expected_grad)
-
-
-@pytest.mark.parametrize("kernel", [(3, 3, 3), (1, 1, 1), (1, 7, 7), (2, 2, 2)])
-@pytest.mark.parametrize("stride", [1, 2])
-def test_same_conv_equals_explicit_padding(kernel: tuple, stride: int) -> None:
-    """Symmetric SAME padding given to the conv itself sums exactly what F.pad + conv sums."""
-    torch.manual_seed(0)
-    conv = SamePadConv3d(4, 5, kernel, stride)
-    x = torch.randn(2, 4, 6, 9, 10)
-    pads = tf_same_padding_3d(x.shape[-3:], conv.kernel_size, conv.stride)
-    expected = F.conv3d(F.pad(x, pads), conv.weight, None, conv.stride)
-    with torch.no_grad():
-        for clip in (x, x.contiguous(memory_format=torch.channels_last_3d)):
-            torch.testing.assert_close(conv(clip), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_i3d_computes_the_same_in_channels_last_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Eval on a CPU runs channels-last (speed); the logits and endpoints are those of the
-    default layout, and what the model returns is an ordinary contiguous tensor."""
-    import hartutor.models.layers as layers_module
-
-    torch.manual_seed(0)
-    model = build_model("i3d", preset="tiny", num_classes=7).eval()
-    clip = torch.randn(2, 3, 16, 64, 64)
-    layouts: list[bool] = []
-    model.Conv3d_1a_7x7.register_forward_hook(
-        lambda module, args, out: layouts.append(is_channels_last_3d(out))
-    )
-    with torch.no_grad():
-        fast = model(clip)
-        features = model.forward_features(clip)
-        endpoints = model.forward_endpoints(clip, until="Mixed_4b")
-        monkeypatch.setattr(layers_module, "computes_channels_last", lambda x: False)
-        plain = model(clip)
-        plain_features = model.forward_features(clip)
-    assert layouts == [True, True, True, False, False]  # the shortcut ran, then was switched off
-    assert features.is_contiguous() and endpoints["Mixed_4b"].is_contiguous()
-    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(features, plain_features, rtol=1e-4, atol=1e-5)
-
-
-def _flops_of(fn: object) -> tuple[int, dict]:
-    """Total FLOPs of ``fn()`` and their split by module and op (``FlopCounterMode``)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()  # type: ignore[operator]
-    return counter.get_total_flops(), counter.get_flop_counts()
-
-
-def _conv_ops(fn: object, *args: object) -> set[str]:
-    """The convolution ops ``fn(*args)`` dispatches, as ``FlopCounterMode`` sees them."""
-    _, counts = _flops_of(lambda: fn(*args))  # type: ignore[operator]
-    return {str(op) for ops in counts.values() for op in ops}
-
-
-def test_batch_one_3d_convs_stay_on_onednn_with_the_same_values_and_gradients() -> None:
-    """PyTorch sends one clip with few channels (N*C*T*H < 20480) to its slow reference
-    conv; conv3d calls oneDNN instead. Same values and gradients as F.conv3d, counted as a
-    convolution's FLOPs, and PyTorch's own choice wherever oneDNN does not apply."""
-    torch.manual_seed(0)
-    x = torch.randn(1, 16, 8, 12, 12, requires_grad=True)
-    weight = torch.randn(32, 16, 3, 3, 3, requires_grad=True)
-    bias = torch.randn(32, requires_grad=True)
-    assert _conv_ops(F.conv3d, x, weight, bias, 1, 1) == {"aten.convolution"}
-    assert _conv_ops(conv3d, x, weight, bias, (1, 1, 1), (1, 1, 1)) == {"aten.mkldnn_convolution"}
-
-    ours = conv3d(x, weight, bias, (2, 1, 1), (1, 0, 1))
-    theirs = F.conv3d(x, weight, bias, (2, 1, 1), (1, 0, 1))
-    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
-    grad = torch.randn_like(ours)
-    ours_grads = torch.autograd.grad(ours, (x, weight, bias), grad)
-    theirs_grads = torch.autograd.grad(theirs, (x, weight, bias), grad)
-    for a, b in zip(ours_grads, theirs_grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
-
-    with torch.no_grad():
-        flops, _ = _flops_of(lambda: conv3d(x, weight, bias, (1, 1, 1), (1, 1, 1)))
-        expected, _ = _flops_of(lambda: F.conv3d(x, weight, bias, 1, 1))
-    assert flops == expected == 2 * 32 * 8 * 12 * 12 * 16 * 27
-
-    pointwise = torch.randn(32, 16, 1, 1, 1)
-    assert _conv_ops(conv3d, x.double(), weight.double()) == {"aten.convolution"}
-    assert _conv_ops(conv3d, x, pointwise) == {"aten.convolution"}
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert _conv_ops(conv3d, x, weight) == {"aten.convolution"}
-    with torch.backends.mkldnn.flags(enabled=False):
-        assert _conv_ops(conv3d, x, weight) == {"aten.convolution"}
-    module = Conv3d(16, 32, 3, padding=1)
-    assert _conv_ops(module, x) == {"aten.mkldnn_convolution"}
-    traced = torch.jit.trace(module, (x.detach(),))
-    assert "mkldnn_convolution" not in str(traced.graph)
-    assert "_convolution" in str(traced.graph)
-
-
-def test_conv3d_module_keeps_nn_conv3d_keys_and_values() -> None:
-    torch.manual_seed(0)
-    reference = torch.nn.Conv3d(4, 6, 3, padding=1)
-    conv = Conv3d(4, 6, 3, padding=1)
-    conv.load_state_dict(reference.state_dict())
-    assert list(conv.state_dict()) == ["weight", "bias"]
-    x = torch.randn(1, 4, 5, 7, 7)
-    with torch.no_grad():
-        torch.testing.assert_close(conv(x), reference(x), rtol=1e-4, atol=1e-5)
-    assert _conv_ops(conv, x) == {"aten.mkldnn_convolution"}
-    grouped = Conv3d(4, 6, 3, padding=1, groups=2)
-    assert _conv_ops(grouped, x) == {"aten.convolution"}
-
-
-def _unit_with_statistics(size: int) -> tuple[Unit3D, torch.Tensor]:
-    torch.manual_seed(0)
-    unit = Unit3D(4, 6, 3, 2)
-    unit.bn.running_mean.uniform_(-1, 1)
-    unit.bn.running_var.uniform_(0.5, 2)
-    with torch.no_grad():
-        unit.bn.weight.uniform_(0.5, 1.5)
-        unit.bn.bias.uniform_(-1, 1)
-    return unit.eval(), torch.randn(1, 4, size, size, size)
-
-
-def test_eval_unit_folds_its_batchnorm_when_that_is_cheaper() -> None:
-    """An eval-mode Unit3D folds its BatchNorm into the conv when the output has more values
-    than the conv's weights: the same outputs and input gradients as conv then BatchNorm."""
-    unit, x = _unit_with_statistics(12)
-    bn_calls: list[int] = []
-    unit.bn.register_forward_hook(lambda *_: bn_calls.append(1))
-    x.requires_grad_(True)
-    folded = unit(x)
-    assert not bn_calls  # 6 * 6**3 outputs > 6 * 4 * 27 weights: folded
-    unfolded = F.relu(unit.bn(unit.conv3d(x)))
-    torch.testing.assert_close(folded, unfolded, rtol=1e-5, atol=1e-5)
-    grad = torch.randn_like(folded)
-    torch.testing.assert_close(
-        torch.autograd.grad(folded, x, grad)[0],
-        torch.autograd.grad(unfolded, x, grad)[0],
-        rtol=1e-5,
-        atol=1e-5,
-    )
-    weight, bias = fold_batch_norm(unit.conv3d.weight, None, unit.bn)
-    scale = unit.bn.weight / torch.sqrt(unit.bn.running_var + unit.bn.eps)
-    torch.testing.assert_close(bias, unit.bn.bias - unit.bn.running_mean * scale)
-    torch.testing.assert_close(weight, unit.conv3d.weight * scale.view(-1, 1, 1, 1, 1))
-
-    small_unit, small = _unit_with_statistics(3)
-    small_calls: list[int] = []
-    small_unit.bn.register_forward_hook(lambda *_: small_calls.append(1))
-    small_unit(small)
-    assert small_calls == [1]  # 6 * 2**3 outputs < 648 weights: BatchNorm as it is
-
-    unit.train()
-    before = unit.bn.running_mean.clone()
-    bn_calls.clear()
-    unit(x)
-    assert bn_calls == [1]  # training: batch statistics, running ones updated
-    assert not torch.equal(before, unit.bn.running_mean)
 
 
 # ------------------------------------------------------------------------- structure
@@ -658,35 +452,3 @@ def test_tiny_preset_uses_a_batchnorm_momentum_fit_for_short_runs() -> None:
     assert momenta(i3d(preset="tiny", num_classes=5)) == {0.1}
     with torch.device("meta"):
         assert momenta(i3d()) == {1e-3}  # TF's decay 0.999, as DeepMind trained
-
-
-def test_unit_compiles_to_one_graph_with_portable_convolutions() -> None:
-    """torch.compile traces the eval fold and the conv dispatch without a graph break (it
-    would break on the oneDNN checks if they ran while compiling) and sees aten convs."""
-    unit, x = _unit_with_statistics(12)
-    graphs: list[torch.fx.GraphModule] = []
-
-    def backend(graph: torch.fx.GraphModule, example_inputs: list) -> object:
-        graphs.append(graph)
-        return graph.forward
-
-    compiled = torch.compile(unit, backend=backend, fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), unit(x), rtol=1e-5, atol=1e-5)
-    assert len(graphs) == 1
-    code = graphs[0].code
-    assert "conv3d" in code and "mkldnn" not in code and "batch_norm" not in code
-
-
-@pytest.mark.parametrize("size", [3, 12])  # BatchNorm as it is; folded
-def test_unit_exports_with_a_free_batch_size(size: int) -> None:
-    """Whether a Unit3D folds may depend on the clip's size, never on the batch size, which
-    torch.export leaves symbolic with ``dynamic_shapes`` (notebook 09's exercise 3)."""
-    unit, x = _unit_with_statistics(size)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(
-        unit, (x.expand(2, -1, -1, -1, -1),), dynamic_shapes=({0: batch},)
-    )
-    four = torch.randn(4, *x.shape[1:])
-    with torch.no_grad():
-        torch.testing.assert_close(program.module()(four), unit(four), rtol=1e-5, atol=1e-5)

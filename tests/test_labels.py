@@ -54,6 +54,25 @@ def test_kinetics400_is_deepminds_label_map(k400_file: list[str]) -> None:
     assert labels.kinetics400() == k400_file  # torchvision's list, same order
 
 
+def test_label_files_are_declared_in_labels_without_an_import_cycle() -> None:
+    """The label files live in hartutor.labels (ASSETS, their old name, still works); labels
+    imports no registry and the registry imports labels only inside a function."""
+    import ast
+
+    import hartutor.weights
+    import hartutor.weights.registry as registry
+
+    assert ASSETS is labels.LABEL_FILES is hartutor.weights.ASSETS
+    assert set(ASSETS) == {"kinetics400_label_map", "kinetics600_label_map"}
+
+    def module_imports(path: str) -> set[str]:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        return {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+
+    assert "hartutor.weights.registry" not in module_imports(labels.__file__)
+    assert not any(m.startswith("hartutor.labels") for m in module_imports(registry.__file__))
+
+
 def test_kinetics600_from_hand_placed_file(fixtures_dir: Path, k600_file: list[str]) -> None:
     remote = ASSETS["kinetics600_label_map"]
     with pytest.raises(WeightsError) as info:

@@ -142,6 +142,9 @@ def _write_tiny_i3d_checkpoint(tmp_path: Path, extra: dict | None = None, drop: 
 def test_tf_checkpoint_maps_one_to_one(tmp_path: Path) -> None:
     import numpy as np
 
+    from hartutor.weights import match_tf_checkpoint as in_weights
+
+    assert in_weights is match_tf_checkpoint  # moved to hartutor.weights; the old name works
     model = build_model("i3d", preset="tiny", num_classes=5)
     prefix = _write_tiny_i3d_checkpoint(tmp_path)
     match = match_tf_checkpoint(f"{prefix}.index", model)

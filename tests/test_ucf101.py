@@ -114,6 +114,9 @@ def test_clip_starts_and_video_level_scores():
     per_video, labels = video_level_scores(scores, torch.tensor([5, 5, 9]), torch.tensor([0, 0, 1]))
     torch.testing.assert_close(per_video, torch.tensor([[0.5, 0.5], [0.2, 0.8]]))
     assert labels.tolist() == [0, 1]
+    from hartutor import metrics
+
+    assert metrics.video_level_scores is video_level_scores  # moved to metrics; old name kept
 
 
 def test_layout_errors_say_what_is_wrong(tmp_path: Path, mini_ucf: Path):

@@ -67,6 +67,30 @@ def test_flow_to_color_shapes_and_errors():
         flow_to_color(np.zeros((2, 4, 4)), max_flow=0.0)
 
 
+def test_flow_to_color_draws_torchvisions_wheel_on_its_default_scale():
+    """Without max_flow the picture is torchvision's flow_to_image (same Middlebury wheel, same
+    normalisation by the largest speed), up to one level of float32 rounding."""
+    import torch
+    from torchvision.utils import flow_to_image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[-16:16, -24:24].astype(np.float32)
+    clip = render_clip("wave", 0, num_frames=5, size=24, with_flow=True)
+    flows = [
+        rng.normal(size=(2, 32, 48)).astype(np.float32) * 3,
+        np.stack([-y, x]),
+        clip.flow[:, 1],
+    ]
+    for flow in flows:
+        ours = flow_to_color(flow).astype(int)
+        theirs = flow_to_image(torch.from_numpy(np.asarray(flow, np.float32))).permute(1, 2, 0)
+        difference = np.abs(ours - theirs.numpy().astype(int))
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+    video = np.asarray(clip.flow, np.float32)  # (2, T, H, W): one scale for every frame
+    theirs = flow_to_image(torch.from_numpy(video).transpose(0, 1)).permute(0, 2, 3, 1).numpy()
+    assert np.abs(flow_to_color(video).astype(int) - theirs.astype(int)).max() <= 1
+
+
 def test_contact_sheet_layout_with_and_without_flow(tmp_path: Path):
     from matplotlib.figure import Figure
 

@@ -313,6 +313,39 @@ def test_preprocessing_is_frozen() -> None:
     torch.testing.assert_close(out, torch.full((1, 1, 4, 4), 0.2))
 
 
+def test_weights_preprocessing_and_model_input_are_one_description() -> None:
+    """A weights entry's preprocessing is an InputSpec (I3D's built from the model's own paper
+    spec), and its transforms() normalise exactly as the datasets' model_transform does."""
+    from hartutor.data import ClipTransform, model_transform
+    from hartutor.models import build_model
+    from hartutor.models.i3d import PAPER_FLOW_SPEC, PAPER_RGB_SPEC
+    from hartutor.models.layers import InputSpec
+    from hartutor.weights.registry import VideoClipTransform
+
+    rgb = I3DWeights.RGB_KINETICS400_IMAGENET.value.preprocessing
+    flow = I3DWeights.FLOW_KINETICS400_IMAGENET.value.preprocessing
+    assert isinstance(rgb, InputSpec) and VideoClipTransform is ClipTransform
+    for spec, paper in ((rgb, PAPER_RGB_SPEC), (flow, PAPER_FLOW_SPEC)):
+        assert (spec.num_frames, spec.size, spec.mean, spec.std, spec.fps) == (
+            paper.num_frames,
+            paper.size,
+            paper.mean,
+            paper.std,
+            paper.fps,
+        )
+    assert (rgb.resize_size, rgb.modality) == (256, "rgb")
+    assert (flow.modality, flow.flow_clip) == ("flow", 20)
+    assert "resize_size" not in repr(PAPER_RGB_SPEC)  # model specs read as they always have
+    with pytest.raises(ValueError, match="modality"):
+        Preprocessing(crop_size=4, resize_size=None, mean=(0.0,), std=(1.0,), modality="flow")
+
+    model = build_model("i3d", preset="tiny", num_classes=3)
+    frames = torch.randint(0, 256, (5, *model.input_spec.size, 3), dtype=torch.uint8)
+    decoded = model.input_spec.transforms()(frames)
+    sample = {"video": frames.permute(3, 0, 1, 2).float() / 255}
+    torch.testing.assert_close(decoded, model_transform(model)(sample)["video"])
+
+
 # ---------------------------------------------------------------------------- loaders
 
 

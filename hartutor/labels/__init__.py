@@ -24,8 +24,10 @@ from hartutor.labels.ucf101 import (
     kinetics_mapping,
     ucf101_topk_from_kinetics,
 )
+from hartutor.weights.download import RemoteFile, fetch
 
 __all__ = [
+    "LABEL_FILES",
     "LABEL_SETS",
     "UCF101_CLASSES",
     "UCF101_TO_KINETICS400",
@@ -44,6 +46,25 @@ __all__ = [
 LABEL_SETS = ("kinetics400", "kinetics600", "imagenet", "ucf101")
 MAX_LABEL_FILE_BYTES = 4 * 1024 * 1024
 _INDEXED_LINE = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
+
+#: DeepMind's label files, fetched through the weights cache (same SHA-256 check and offline
+#: message as weights). Kinetics-400's is kept for checking :func:`kinetics400` against it.
+LABEL_FILES: dict[str, RemoteFile] = {
+    "kinetics400_label_map": RemoteFile(
+        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map.txt",
+        "label_map.txt",
+        sha256="e9f2806fe9109b851a80a74841244f6f8c9d10917fa0229cd82bab67f2f8e28f",
+        size=5956,
+        subdir="kinetics-i3d",
+    ),
+    "kinetics600_label_map": RemoteFile(
+        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map_600.txt",
+        "label_map_600.txt",
+        sha256="8dfca4202520ea8291ce0242ef33b006d0a0772b409663c090a2876bc1978dcf",
+        size=9209,
+        subdir="kinetics-i3d",
+    ),
+}
 
 
 def load_label_file(path: str | os.PathLike[str]) -> list[str]:
@@ -86,12 +107,13 @@ def load_label_file(path: str | os.PathLike[str]) -> list[str]:
 def kinetics400() -> list[str]:
     """The 400 Kinetics-400 class names in DeepMind's ``label_map.txt`` (logit) order.
 
-    torchvision's ``_KINETICS400_CATEGORIES`` is identical to that file, name for name and
-    in order (checked against the real file in the tests), so it is used directly.
+    torchvision's Kinetics-400 weights carry the same names in the same order (their public
+    ``meta["categories"]``, checked against the real file in the tests), so they are used
+    directly: no download.
     """
-    from torchvision.models._meta import _KINETICS400_CATEGORIES
+    from torchvision.models.video import R3D_18_Weights
 
-    return list(_KINETICS400_CATEGORIES)
+    return list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
 
 
 def kinetics600(*, download: bool = True, progress: bool = False) -> list[str]:
@@ -101,11 +123,8 @@ def kinetics600(*, download: bool = True, progress: bool = False) -> list[str]:
     put there by hand is used with no network. Raises :class:`~hartutor.errors.WeightsError`
     saying where the file goes when it is absent and cannot be downloaded.
     """
-    from hartutor.weights.download import fetch
-    from hartutor.weights.registry import ASSETS
-
     return load_label_file(
-        fetch(ASSETS["kinetics600_label_map"], download=download, progress=progress)
+        fetch(LABEL_FILES["kinetics600_label_map"], download=download, progress=progress)
     )
 
 

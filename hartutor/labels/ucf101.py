@@ -32,6 +32,7 @@ __all__ = [
     "UCF101_TO_KINETICS600",
     "KineticsTransferScore",
     "kinetics_mapping",
+    "topk_through_mapping",
     "ucf101_topk_from_kinetics",
 ]
 
@@ -264,13 +265,16 @@ class KineticsTransferScore:
     num_classes_present: int  # distinct UCF101 classes among the clips
     num_classes_scorable: int  # of those, how many have a Kinetics equivalent
     label_set: str
+    target_set: str = "UCF101"
+    #: per clip: the best rank (0-based) of a mapped source class, -1 when not scorable
+    best_rank: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         accs = ", ".join(f"top-{k} {acc:.1%}" for k, acc in self.accuracy.items())
         return (
             f"{accs} on {self.num_scorable_clips}/{self.num_clips} clips "
-            f"({self.num_classes_scorable}/{self.num_classes_present} UCF101 classes have a "
-            f"{self.label_set} equivalent)"
+            f"({self.num_classes_scorable}/{self.num_classes_present} {self.target_set} classes "
+            f"have a {self.label_set} equivalent)"
         )
 
 
@@ -303,26 +307,63 @@ def ucf101_topk_from_kinetics(
             f"kinetics_probs has {probs.shape[1]} columns but {label_set} has "
             f"{len(kinetics_labels)} classes"
         )
-    labels_arr = np.asarray(ucf_labels)
+    return topk_through_mapping(
+        probs,
+        ucf_labels,
+        mapping=kinetics_mapping(label_set),
+        target_classes=UCF101_CLASSES,
+        source_labels=kinetics_labels,
+        k=k,
+        label_set=label_set,
+        target_set="UCF101",
+    )
+
+
+def topk_through_mapping(
+    source_probs: np.ndarray | Sequence[Sequence[float]],
+    target_labels: np.ndarray | Sequence[int] | Sequence[str],
+    *,
+    mapping: Mapping[str, Sequence[str]],
+    target_classes: Sequence[str],
+    source_labels: Sequence[str],
+    k: Sequence[int] = (1, 5),
+    label_set: str = "source",
+    target_set: str = "target",
+) -> KineticsTransferScore:
+    """Top-k of a source-label classifier on target clips, through a target -> source mapping.
+
+    The scorer behind :func:`ucf101_topk_from_kinetics`, for any pair of label sets (the
+    synthetic world's video source and target use it too). ``target_labels``: indices into
+    ``target_classes`` or names. A clip is correct at ``k`` when a source class mapped to its
+    class is among the ``k`` highest of ``source_probs`` (N, len(source_labels)); clips of
+    unmapped classes are not scored.
+    """
+    probs = np.asarray(source_probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(source_labels):
+        raise ValueError(
+            f"source scores must be (N, {len(source_labels)}) for {label_set}, got {probs.shape}"
+        )
+    labels_arr = np.asarray(target_labels)
     if labels_arr.shape != (probs.shape[0],):
-        raise ValueError(f"ucf_labels must have shape ({probs.shape[0]},), got {labels_arr.shape}")
+        raise ValueError(
+            f"target labels must have shape ({probs.shape[0]},), got {labels_arr.shape}"
+        )
     if labels_arr.dtype.kind in "US":
-        index_of = {name: i for i, name in enumerate(UCF101_CLASSES)}
+        index_of = {name: i for i, name in enumerate(target_classes)}
         unknown = sorted({str(x) for x in labels_arr if str(x) not in index_of})
         if unknown:
-            raise ValueError(f"not UCF101 class names: {unknown[:5]}")
+            raise ValueError(f"not {target_set} class names: {unknown[:5]}")
         labels_arr = np.array([index_of[str(x)] for x in labels_arr], dtype=np.int64)
     labels_arr = labels_arr.astype(np.int64)
-    if labels_arr.size and (labels_arr.min() < 0 or labels_arr.max() >= len(UCF101_CLASSES)):
-        raise ValueError("ucf_labels must be in [0, 101)")
+    if labels_arr.size and (labels_arr.min() < 0 or labels_arr.max() >= len(target_classes)):
+        raise ValueError(f"target labels must be in [0, {len(target_classes)})")
     ks = sorted({int(x) for x in k})
     if not ks or ks[0] < 1:
         raise ValueError(f"k must be positive integers, got {k}")
 
-    column = {name: i for i, name in enumerate(kinetics_labels)}
-    mapping = kinetics_mapping(label_set)
+    column = {name: i for i, name in enumerate(source_labels)}
     targets: list[list[int]] = []
-    for name in UCF101_CLASSES:
+    for name in target_classes:
         missing = [m for m in mapping[name] if m not in column]
         if missing:
             raise ValueError(f"{label_set} label list lacks {missing} (mapped from {name})")
@@ -348,4 +389,6 @@ def ucf101_topk_from_kinetics(
         num_classes_present=len(present),
         num_classes_scorable=sum(1 for c in present if targets[c]),
         label_set=label_set,
+        target_set=target_set,
+        best_rank=tuple(int(r) if s else -1 for r, s in zip(best_rank, scorable, strict=True)),
     )

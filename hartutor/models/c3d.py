@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from hartutor.errors import WeightsError
-from hartutor.models.layers import Conv3d, InputSpec, cpu_channels_last
+from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
 
 __all__ = ["C3D", "C3D_CONV_NAMES", "c3d", "c3d_feature_shape", "c3d_state_dict_from_davidea"]
@@ -119,7 +119,7 @@ class C3D(nn.Module):
         previous = in_channels
         self.layer_names: list[str] = []
         for name, out in zip(C3D_CONV_NAMES, channels, strict=True):
-            self.add_module(name, Conv3d(previous, int(out), kernel_size=3, padding=1))
+            self.add_module(name, nn.Conv3d(previous, int(out), kernel_size=3, padding=1))
             self.layer_names.append(name)
             previous = int(out)
             if name in _POOLS:
@@ -153,7 +153,6 @@ class C3D(nn.Module):
             raise ValueError(
                 f"C3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
-        x = cpu_channels_last(x)  # same values, faster CPU kernels; see cpu_channels_last
         for name in self.layer_names:
             x = getattr(self, name)(x)
             if name.startswith("conv"):

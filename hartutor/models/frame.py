@@ -30,7 +30,6 @@ Scores averaged over frames (``consensus``):
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
@@ -39,7 +38,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
-from hartutor.models.layers import InputSpec, computes_channels_last, match_weight_layout
+from hartutor.models.common import (
+    ClassifierHead,
+    Consensus,
+    Preset,
+    check_choice,
+    check_clip,
+    check_num_classes,
+    check_preset,
+    frame_consensus,
+    gather_frames,
+    random_segment_indices,
+    tiny_rgb_spec,
+    uniform_indices,
+)
+from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
 
 __all__ = [
@@ -51,7 +64,6 @@ __all__ = [
     "ModelError",
     "Preset",
     "SmallConvNet",
-    "backbone_frames",
     "check_choice",
     "check_clip",
     "clip_to_frames",
@@ -65,54 +77,7 @@ __all__ = [
     "uniform_indices",
 ]
 
-Preset = Literal["paper", "tiny"]
-Consensus = Literal["logit_mean", "softmax_mean"]
 Aggregate = Literal["mean", "last"]
-
-# Synthetic teaching clips (hartutor's synthetic set): 16 RGB frames of 64x64.
-TINY_NUM_FRAMES = 16
-TINY_SIZE = (64, 64)
-# Tiny models are trained from scratch; [-1, 1] scaling is the simplest well-centred choice.
-TINY_MEAN = (0.5, 0.5, 0.5)
-TINY_STD = (0.5, 0.5, 0.5)
-
-
-def tiny_rgb_spec(what: str) -> InputSpec:
-    """The tiny presets' input: 16 RGB frames of 64x64 in [-1, 1] (the synthetic set's)."""
-    return InputSpec(
-        TINY_NUM_FRAMES,
-        TINY_SIZE,
-        TINY_MEAN,
-        TINY_STD,
-        description=f"16 RGB frames of 64x64 in [-1, 1]; {what}",
-    )
-
-
-def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
-    """Raise :class:`ModelError` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ModelError(f"{name}={value!r} is not supported; use one of {list(choices)}")
-
-
-def check_clip(x: torch.Tensor, *, channels: int | None, model: str, what: str = "video") -> None:
-    """Raise :class:`ModelError` unless ``x`` is a float ``(N, C, T, H, W)`` clip batch."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 5:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ModelError(
-            f"{model} expects a {what} batch of shape (N, C, T, H, W), got {shape}; "
-            "add a batch dimension with clip.unsqueeze(0) for a single clip"
-        )
-    if not x.is_floating_point():
-        raise ModelError(
-            f"{model} expects a float {what} tensor, got {x.dtype}; normalise decoded uint8 "
-            "frames first (see model.input_spec)"
-        )
-    if channels is not None and x.shape[1] != channels:
-        raise ModelError(
-            f"{model} expects {channels} channels in dimension 1 of (N, C, T, H, W), got "
-            f"shape {tuple(x.shape)}; is the clip laid out (N, T, H, W, C) or (N, T, C, H, W)? "
-            "use clip.permute to get (N, C, T, H, W)"
-        )
 
 
 @runtime_checkable
@@ -131,55 +96,10 @@ class FrameBackbone(Protocol):
 # --------------------------------------------------------------------------- frame sampling
 
 
-def uniform_indices(
-    length: int, num_samples: int, *, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Indices of the centres of ``num_samples`` equal segments of ``range(length)``.
-
-    The test-time sampling of TSN and of the two-stream paper ("frames with equal temporal
-    spacing"). With ``num_samples > length`` frames repeat.
-    """
-    if length < 1 or num_samples < 1:
-        raise ModelError(f"cannot sample {num_samples} frames from a clip of {length} frames")
-    centres = (torch.arange(num_samples, device=device, dtype=torch.float64) + 0.5) * (
-        length / num_samples
-    )
-    return centres.floor().long().clamp_(0, length - 1)
-
-
-def random_segment_indices(
-    batch_size: int,
-    length: int,
-    num_samples: int,
-    *,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """One random index inside each of ``num_samples`` equal segments, per clip: ``(N, S)``.
-
-    TSN's training-time sampling: every segment of the clip contributes a frame, but which
-    one changes from step to step (a cheap temporal augmentation).
-    """
-    if length < 1 or num_samples < 1:
-        raise ModelError(f"cannot sample {num_samples} frames from a clip of {length} frames")
-    offsets = torch.rand(batch_size, num_samples, generator=generator, dtype=torch.float64)
-    positions = (torch.arange(num_samples, dtype=torch.float64) + offsets) * (length / num_samples)
-    return positions.floor().long().clamp_(0, length - 1).to(device)
-
-
-def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """Frames ``indices`` of clips ``x (N, C, T, H, W)``: shared ``(S,)`` or per clip ``(N, S)``."""
-    if indices.ndim == 1:
-        return x.index_select(2, indices.to(x.device))
-    batch = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-    # Advanced indexing on dims 0 and 2 puts the (N, S) index dims first: (N, S, C, H, W).
-    return x[batch, :, indices.to(x.device)].permute(0, 2, 1, 3, 4)
-
-
 def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
     """Clips ``(N, C, T, H, W)`` as a batch of frames ``(N*T, C, H, W)``, frame ``t`` of clip
     ``n`` at ``n*T + t``; ``channels_last=True`` lays them out channels-last (same values; see
-    :func:`~hartutor.models.layers.cpu_channels_last`). One copy at most, for any strides of
+    :func:`hartutor.accel.ops.cpu_channels_last`). One copy at most, for any strides of
     ``x`` (sampled frames come as a view of a ``(N, T, C, H, W)`` tensor)."""
     n, c, t, h, w = x.shape
     if not channels_last:
@@ -188,60 +108,10 @@ def clip_to_frames(x: torch.Tensor, *, channels_last: bool = False) -> torch.Ten
     return frames.contiguous(memory_format=torch.channels_last)
 
 
-def backbone_frames(x: torch.Tensor, backbone: nn.Module) -> torch.Tensor:
-    """Clips ``(N, C, T, H, W)`` as the frames ``backbone`` computes on: channels-last on a
-    CPU (:func:`~hartutor.models.layers.cpu_channels_last`), with its weights stored in the
-    same layout (:func:`match_weight_layout`) unless autograd may accumulate gradients into
-    them (their gradients would come in the default layout)."""
-    channels_last = computes_channels_last(x)
-    may_accumulate = torch.is_grad_enabled() and any(p.requires_grad for p in backbone.parameters())
-    match_weight_layout(backbone, channels_last and not may_accumulate)
-    return clip_to_frames(x, channels_last=channels_last)
-
-
-def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:
-    """Average class scores over the samples along ``dim`` (see the module docstring).
-
-    ``"softmax_mean"`` returns ``log(mean softmax)``, computed stably with ``logsumexp``.
-    """
-    if mode == "logit_mean":
-        return scores.mean(dim)
-    if mode == "softmax_mean":
-        log_probs = F.log_softmax(scores.float(), dim=-1)
-        fused = torch.logsumexp(log_probs, dim=dim) - math.log(scores.shape[dim])
-        return fused.to(scores.dtype)
-    raise ModelError(f"consensus={mode!r} is not supported; use 'logit_mean' or 'softmax_mean'")
-
-
 # --------------------------------------------------------------------------- 2D backbones
 
 
-class _ClassifierHead(nn.Module):
-    """Shared timm-style head: ``pre_logits`` features -> dropout -> linear (or identity)."""
-
-    num_features: int
-    num_classes: int
-    head_drop: nn.Dropout
-    fc: nn.Module
-
-    def _make_fc(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last layer by a fresh one with ``num_classes`` outputs (0: none)."""
-        device = next(self.parameters()).device
-        self._make_fc(num_classes)
-        self.fc.to(device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))  # type: ignore[attr-defined]
-
-
-class SmallConvNet(_ClassifierHead):
+class SmallConvNet(ClassifierHead):
     """A small 2D CNN for the tiny presets: a strided stem, then conv-BN-ReLU + max-pool stages.
 
     At 64x64 with the default widths it has about 0.1M parameters and ~15M multiply-adds per
@@ -289,7 +159,7 @@ class SmallConvNet(_ClassifierHead):
         return x if pre_logits else self.fc(x)
 
 
-class LRCNConvNet(_ClassifierHead):
+class LRCNConvNet(ClassifierHead):
     """The CaffeNet/ZF-style CNN of LRCN's released activity-recognition model, up to ``fc6``.
 
     Layers as in ``examples/LRCN_activity_recognition/train_test_lstm_RGB.prototxt`` of
@@ -455,12 +325,17 @@ class FrameClassifier(nn.Module):
             indices = self.eval_frame_indices(length, device=x.device)
         return x if indices is None else gather_frames(x, indices)
 
+    def to_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips ``(N, C, T, H, W)`` as the batch of frames ``(N*T, C, H, W)`` the backbone
+        classifies (:func:`clip_to_frames`)."""
+        return clip_to_frames(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
         x = self.sample_frames(x)
         n, t = x.shape[0], x.shape[2]
-        features = self.backbone.forward_features(backbone_frames(x, self.backbone))
+        features = self.backbone.forward_features(self.to_frames(x))
         return features.reshape(n, t, *features.shape[1:])
 
     def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -525,13 +400,18 @@ class LRCN(nn.Module):
         self.consensus: Consensus = consensus
         self.input_spec = input_spec
 
+    def to_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips ``(N, C, T, H, W)`` as the batch of frames ``(N*T, C, H, W)`` the backbone
+        classifies (:func:`clip_to_frames`)."""
+        return clip_to_frames(x)
+
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of every frame, ``(N, T, F)``: what the LSTM reads."""
         channels = self.input_spec.num_channels if self.input_spec is not None else None
         check_clip(x, channels=channels, model=type(self).__name__)
         n, t = x.shape[0], x.shape[2]
         features = self.backbone.forward_head(
-            self.backbone.forward_features(backbone_frames(x, self.backbone)), pre_logits=True
+            self.backbone.forward_features(self.to_frames(x)), pre_logits=True
         )
         return features.reshape(n, t, -1)
 
@@ -566,15 +446,6 @@ class LRCN(nn.Module):
 # --------------------------------------------------------------------------- builders
 
 
-def _check_preset(preset: str) -> None:
-    check_choice("preset", preset, ("paper", "tiny"))
-
-
-def _check_num_classes(num_classes: int) -> None:
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}")
-
-
 @register_model()
 def single_frame(
     *,
@@ -591,8 +462,8 @@ def single_frame(
     clips at its pretrained input size and normalisation. ``tiny``: :class:`SmallConvNet`
     on 16x64x64 clips (``backbone`` is ignored).
     """
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     if preset == "tiny":
         net: nn.Module = SmallConvNet(num_classes=num_classes, drop_rate=drop_rate)
         spec = tiny_rgb_spec("a small 2D CNN per frame")
@@ -626,8 +497,8 @@ def lrcn(
     the CNN by a timm architecture's pooled features. ``tiny``: :class:`SmallConvNet`
     features (128) into a 64-unit LSTM on 16x64x64 clips.
     """
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     net: nn.Module
     if backbone is not None:
         net = create_timm_backbone(backbone, num_classes=0)
@@ -658,3 +529,12 @@ def lrcn(
         consensus=consensus,
         input_spec=spec,
     )
+
+
+def __getattr__(name: str) -> object:
+    """``backbone_frames`` moved to :mod:`hartutor.accel.ops` (the CPU speed work)."""
+    if name == "backbone_frames":
+        from hartutor.accel import ops
+
+        return ops.backbone_frames
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,14 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hartutor.models.frame import (
-    ModelError,
-    Preset,
-    check_choice,
-    check_clip,
-    gather_frames,
-    uniform_indices,
-)
+from hartutor.errors import ModelError
+from hartutor.models.common import Preset, check_choice, check_clip, gather_frames, uniform_indices
 from hartutor.models.layers import InputSpec
 from hartutor.models.registry import build_model, register_model
 

@@ -38,7 +38,6 @@ from hartutor.models.layers import (
     SameMaxPool3d,
     TemporalPadding,
     Unit3D,
-    is_channels_last_3d,
 )
 from hartutor.models.registry import register_model
 
@@ -46,6 +45,8 @@ __all__ = [
     "ENDPOINTS",
     "MIXED_BLOCKS",
     "NON_MODEL_TF_VARIABLES",
+    "PAPER_FLOW_SPEC",
+    "PAPER_RGB_SPEC",
     "InceptionI3d",
     "InceptionModule",
     "i3d",
@@ -103,7 +104,7 @@ _MAX_POOLS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
 }
 
-_PAPER_RGB_SPEC = InputSpec(
+PAPER_RGB_SPEC = InputSpec(
     num_frames=64,
     size=(224, 224),
     mean=(0.5, 0.5, 0.5),
@@ -112,7 +113,7 @@ _PAPER_RGB_SPEC = InputSpec(
     description="DeepMind I3D RGB: 25 fps, shorter side 256, centre crop 224x224, values "
     "scaled to [-1, 1]; trained on 64-frame clips, any length >= 1 works at test time",
 )
-_PAPER_FLOW_SPEC = InputSpec(
+PAPER_FLOW_SPEC = InputSpec(
     num_frames=64,
     size=(224, 224),
     mean=(0.0, 0.0),
@@ -154,11 +155,6 @@ class InceptionModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))]
-        if is_channels_last_3d(x):
-            # PyTorch's fallback conv (batch-1 1x1x1 convs with few channels, non-float32
-            # input: see layers.conv3d) answers channels-first; one channels-first branch would
-            # make the concatenation, and every layer after it, channels-first again.
-            branches = [b.contiguous(memory_format=torch.channels_last_3d) for b in branches]
         return torch.cat(branches, dim=1)
 
 
@@ -307,8 +303,6 @@ class InceptionI3d(nn.Module):
             raise ValueError(
                 f"I3D expects (N, {self.in_channels}, T, H, W) input, got {tuple(x.shape)}"
             )
-        # The stem conv (always the first endpoint) puts a CPU clip channels-last (faster
-        # kernels, same values) as it pads it: one copy instead of two.
         for name in self.endpoint_names:
             x = getattr(self, name)(x)
         return x.contiguous()
@@ -349,9 +343,9 @@ class InceptionI3d(nn.Module):
 
 def _default_spec(in_channels: int) -> InputSpec:
     if in_channels == 2:
-        return _PAPER_FLOW_SPEC
+        return PAPER_FLOW_SPEC
     if in_channels == 3:
-        return _PAPER_RGB_SPEC
+        return PAPER_RGB_SPEC
     return InputSpec(
         num_frames=64,
         size=(224, 224),

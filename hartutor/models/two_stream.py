@@ -29,21 +29,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hartutor.models.frame import (
+from hartutor.errors import ModelError
+from hartutor.models.common import (
     TINY_NUM_FRAMES,
     TINY_SIZE,
+    ClassifierHead,
     Consensus,
-    FrameClassifier,
-    ModelError,
     Preset,
-    _check_num_classes,
-    _check_preset,
-    _ClassifierHead,
     check_choice,
     check_clip,
+    check_num_classes,
+    check_preset,
     frame_consensus,
     tiny_rgb_spec,
 )
+from hartutor.models.frame import FrameClassifier
 from hartutor.models.fusion import FusionMode, FusionOutput, LateFusion
 from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
@@ -68,7 +68,7 @@ CNN_M_STD = (1 / 255, 1 / 255, 1 / 255)
 TINY_CNN_M = {"widths": (16, 32, 64, 64, 64), "fc_sizes": (128, 128), "pool_output": 1}
 
 
-class CNNM2048(_ClassifierHead):
+class CNNM2048(ClassifierHead):
     """CNN-M-2048 with timm's classifier interface (``second_norm=False``: temporal net).
 
     ``widths``/``fc_sizes``/``pool_output`` shrink it for the tiny preset; the paper values
@@ -340,8 +340,8 @@ def two_stream_spatial(
     *, preset: Preset = "paper", num_classes: int = 101, drop_rate: float | None = None
 ) -> FrameClassifier:
     """The spatial stream alone (CNN-M-2048 on RGB frames), for training it separately."""
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     return _spatial(preset, num_classes, drop_rate)
 
 
@@ -358,8 +358,8 @@ def two_stream_temporal(
     Dropout: 0.9 for ``paper`` (the paper trains this net from scratch with high dropout),
     0.5 for ``tiny``.
     """
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     return _temporal(preset, num_classes, stack_length, drop_rate)
 
 
@@ -378,8 +378,8 @@ def two_stream(
     reduced widths on 16x64x64 clips with flow (2, 15, 64, 64); the spatial net averages all
     16 frames, the temporal net the stacks that fit.
     """
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     spatial = _spatial(preset, num_classes, None)
     temporal = _temporal(preset, num_classes, stack_length, None)
     return TwoStreamNetwork(spatial, temporal, mode=mode, input_spec=spatial.input_spec)

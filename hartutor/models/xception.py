@@ -20,16 +20,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hartutor.models.frame import (
-    Consensus,
-    FrameClassifier,
-    ModelError,
-    Preset,
-    _check_num_classes,
-    _check_preset,
-    create_timm_backbone,
-    tiny_rgb_spec,
-)
+from hartutor.errors import ModelError
+from hartutor.models.common import Consensus, Preset, check_num_classes, check_preset, tiny_rgb_spec
+from hartutor.models.frame import FrameClassifier, create_timm_backbone
 from hartutor.models.layers import InputSpec
 from hartutor.models.registry import register_model
 
@@ -176,8 +169,8 @@ def xception(
     order of the frames like every frame-level model's. ``num_segments=0``: every frame in
     training too; ``eval_all_frames``: see :class:`~hartutor.models.frame.FrameClassifier`.
     """
-    _check_preset(preset)
-    _check_num_classes(num_classes)
+    check_preset(preset)
+    check_num_classes(num_classes)
     every_frame = num_segments == 0
     if preset == "tiny":
         net: nn.Module = MiniXception(num_classes=num_classes, drop_rate=drop_rate)

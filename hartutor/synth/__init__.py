@@ -3,6 +3,8 @@
 The course's embedded default dataset (real HAR datasets cannot be downloaded on Binder): small,
 deterministic from a seed, and built to teach that some actions cannot be told apart from a
 single frame. See ``datasets/synthetic/README.md`` for the classes and the flow definition.
+``hartutor.synth.world`` adds the transfer world (held objects, a target set in three
+families, an image and a video source) without changing a bit of the original classes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from hartutor.synth.actions import (
     CLASS_NAMES,
     REVERSAL_PAIRS,
     TEMPO_PAIRS,
+    WORLD_ACTIONS,
+    WORLD_CLASS_NAMES,
+    WORLD_REVERSAL_PAIRS,
     Action,
     get_action,
     label_of,
@@ -27,6 +32,9 @@ __all__ = [
     "REVERSAL_PAIRS",
     "TEMPO_PAIRS",
     "TRAINING_CACHE_MB",
+    "WORLD_ACTIONS",
+    "WORLD_CLASS_NAMES",
+    "WORLD_REVERSAL_PAIRS",
     "Action",
     "Appearance",
     "ClipParams",

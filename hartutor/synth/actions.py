@@ -70,6 +70,9 @@ class Action:
     program: Program
     reverse_of: str | None = None  # this class is that class's clip played backwards
     periodic: bool = False
+    #: the object in the near hand (a key of ``hartutor.synth.objects.OBJECTS``), ``"any"`` for
+    #: one drawn per clip, or None (empty hands)
+    held: str | None = None
 
     @property
     def camel_name(self) -> str:
@@ -288,6 +291,41 @@ def kick(rng: np.random.Generator, times: FrameTimes) -> Motion:
     return Motion(Pose(n, **pose), {**cycle, "height": height})
 
 
+# --- hand-to-face movements (the appearance-defined and object x direction classes) ----------
+
+
+def _face_pose(rng: np.random.Generator, n: int) -> tuple[float, float]:
+    """Shoulder and elbow angles (degrees) that bring the near hand in front of the chin."""
+    return rng.uniform(52, 62), rng.uniform(128, 140)
+
+
+def hand_at_face(rng: np.random.Generator, times: FrameTimes) -> Motion:
+    """The near hand held in front of the mouth, moving a little back and forth (side view).
+
+    Every appearance-defined class (``brush_teeth``, ``drink``, ``phone_call``) uses exactly
+    this program: only the object in the hand differs, so motion cannot tell them apart.
+    """
+    n = times.num_frames
+    psi, cycle = _cycle(times, rng, 1.5, 3.0)
+    pose = _rest(n, rng, "side")
+    shoulder, elbow = _face_pose(rng, n)
+    amplitude = rng.uniform(3, 7)
+    pose["shoulder_near"] = _rad(shoulder + 0.6 * amplitude * np.sin(psi))
+    pose["elbow_near"] = _rad(elbow + amplitude * np.sin(psi + 0.8))
+    return Motion(Pose(n, **pose), {**cycle, "shoulder": shoulder, "elbow": elbow})
+
+
+def raise_to_face(rng: np.random.Generator, times: FrameTimes) -> Motion:
+    """The near hand from the side up to the mouth with a smooth, randomly timed movement."""
+    n = times.num_frames
+    s, timing = _ease(times, rng)
+    pose = _rest(n, rng, "side")
+    shoulder, elbow = _face_pose(rng, n)
+    pose["shoulder_near"] = pose["shoulder_near"] * (1 - s) + _rad(shoulder) * s
+    pose["elbow_near"] = pose["elbow_near"] * (1 - s) + _rad(elbow) * s
+    return Motion(Pose(n, **pose), {**timing, "shoulder": shoulder, "elbow": elbow})
+
+
 _DEFINITIONS: tuple[Action, ...] = (
     Action("walk", "side", "walking (slow cadence, tracking camera)", walk, periodic=True),
     Action("run", "side", "the walk's gait at a fast cadence", run, periodic=True),
@@ -308,20 +346,100 @@ _DEFINITIONS: tuple[Action, ...] = (
     Action("kick", "side", "repeated front kicks", kick, periodic=True),
 )
 
-#: Every class by name, in the stable label order.
+#: The classes of the original motion-only set, by name, in the stable label order.
 ACTIONS: dict[str, Action] = {action.name: action for action in _DEFINITIONS}
 #: Class names in label order (label ``i`` is ``CLASS_NAMES[i]``).
 CLASS_NAMES: tuple[str, ...] = tuple(ACTIONS)
+
+#: Classes added for the transfer world (``hartutor.synth.world``): the same movement with a
+#: different object in the hand, an object x direction grid, and the video source's classes.
+_WORLD_DEFINITIONS: tuple[Action, ...] = (
+    Action(
+        "brush_teeth",
+        "side",
+        "hand at the mouth holding a toothbrush",
+        hand_at_face,
+        periodic=True,
+        held="toothbrush",
+    ),
+    Action(
+        "drink", "side", "hand at the mouth holding a cup", hand_at_face, periodic=True, held="cup"
+    ),
+    Action(
+        "phone_call",
+        "side",
+        "hand at the mouth holding a phone",
+        hand_at_face,
+        periodic=True,
+        held="phone",
+    ),
+    Action(
+        "raise_cup", "side", "a cup lifted from the side to the mouth", raise_to_face, held="cup"
+    ),
+    Action(
+        "lower_cup",
+        "side",
+        "raise_cup played backwards",
+        raise_to_face,
+        reverse_of="raise_cup",
+        held="cup",
+    ),
+    Action(
+        "raise_phone",
+        "side",
+        "a phone lifted from the side to the mouth",
+        raise_to_face,
+        held="phone",
+    ),
+    Action(
+        "lower_phone",
+        "side",
+        "raise_phone played backwards",
+        raise_to_face,
+        reverse_of="raise_phone",
+        held="phone",
+    ),
+    Action(
+        "raise_to_face",
+        "side",
+        "any object lifted from the side to the mouth",
+        raise_to_face,
+        held="any",
+    ),
+    Action(
+        "lower_from_face",
+        "side",
+        "raise_to_face played backwards",
+        raise_to_face,
+        reverse_of="raise_to_face",
+        held="any",
+    ),
+)
+#: Every class that :func:`render_clip` can draw: :data:`ACTIONS` first, then the world's.
+WORLD_ACTIONS: dict[str, Action] = {
+    action.name: action for action in (*_DEFINITIONS, *_WORLD_DEFINITIONS)
+}
+#: Names of :data:`WORLD_ACTIONS`; a class's index here is its ``ClipParams.label`` (the
+#: original classes keep their labels).
+WORLD_CLASS_NAMES: tuple[str, ...] = tuple(WORLD_ACTIONS)
 #: (forward, backward) pairs: the backward clip is the forward clip of the same seed reversed.
 REVERSAL_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (action.reverse_of, action.name) for action in _DEFINITIONS if action.reverse_of
+)
+#: The reversal pairs of the world's classes (same guarantee as :data:`REVERSAL_PAIRS`).
+WORLD_REVERSAL_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (action.reverse_of, action.name) for action in _WORLD_DEFINITIONS if action.reverse_of
 )
 #: (slow, fast) pairs sharing one pose cycle and phase distribution, differing only in tempo.
 TEMPO_PAIRS: tuple[tuple[str, str], ...] = (("walk", "run"),)
 
 
 def get_action(action: str | int) -> Action:
-    """An :class:`Action` by snake_case name, CamelCase name or label index."""
+    """An :class:`Action` by snake_case name, CamelCase name or label index.
+
+    Label indices address :data:`CLASS_NAMES` (the original set); the transfer world's classes
+    (:data:`WORLD_ACTIONS`) are reached by name.
+    """
     if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
         if not 0 <= int(action) < len(CLASS_NAMES):
             raise ValueError(
@@ -330,21 +448,21 @@ def get_action(action: str | int) -> Action:
             )
         return ACTIONS[CLASS_NAMES[int(action)]]
     if isinstance(action, str):
-        if action in ACTIONS:
-            return ACTIONS[action]
-        for candidate in ACTIONS.values():
+        if action in WORLD_ACTIONS:
+            return WORLD_ACTIONS[action]
+        for candidate in WORLD_ACTIONS.values():
             if candidate.camel_name == action:
                 return candidate
         import difflib
 
-        close = difflib.get_close_matches(action, CLASS_NAMES, n=3)
+        close = difflib.get_close_matches(action, WORLD_CLASS_NAMES, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
-            f"unknown synthetic action {action!r}.{hint} Classes: {', '.join(CLASS_NAMES)}"
+            f"unknown synthetic action {action!r}.{hint} Classes: {', '.join(WORLD_CLASS_NAMES)}"
         )
     raise TypeError(f"action must be a class name or label index, got {type(action).__name__}")
 
 
 def label_of(action: str | int) -> int:
-    """The label index of a class."""
-    return CLASS_NAMES.index(get_action(action).name)
+    """The label index of a class (its position in :data:`WORLD_CLASS_NAMES`)."""
+    return WORLD_CLASS_NAMES.index(get_action(action).name)

@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from hartutor.synth.actions import ACTIONS, CLASS_NAMES, Action, FrameTimes, Motion, get_action
+from hartutor.synth.actions import (
+    WORLD_ACTIONS,
+    Action,
+    FrameTimes,
+    Motion,
+    get_action,
+    label_of,
+)
+from hartutor.synth.objects import OBJECT_NAMES, ObjectLook, get_object, object_segments
 from hartutor.synth.skeleton import (
     BodyShape,
     Segments,
@@ -42,7 +50,7 @@ MAX_SIZE = 1024
 MAX_FRAMES = 1024
 MAX_PIXELS = 64 * 1024 * 1024  # frames x height x width
 
-_STREAMS = {"appearance": 0, "camera": 1, "motion": 2, "noise": 3}
+_STREAMS = {"appearance": 0, "camera": 1, "motion": 2, "noise": 3, "held": 4}
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -151,6 +159,7 @@ class ClipParams:
     appearance: Appearance
     motion: dict[str, float] = field(default_factory=dict)
     pan_speed: float = 0.0  # tracking camera speed, pixels per second
+    held: str | None = None  # the object in the near hand (``hartutor.synth.objects``)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data version (nested dicts and tuples)."""
@@ -208,6 +217,7 @@ def render_clip(
     still: bool = False,
     appearance_seed: int | None = None,
     keep_clean: bool = False,
+    held: str | None = None,
 ) -> SynthClip:
     """Render one clip of ``action`` (a class name or label), fully determined by ``seed``.
 
@@ -217,6 +227,9 @@ def render_clip(
     no camera motion its flow is exactly zero). ``appearance_seed`` (default: ``seed``) chooses
     the figure and background separately from the motion, as UCF101's groups share an actor and
     a scene. ``keep_clean`` also returns the float frames before noise and quantisation.
+    ``held`` puts that object (``hartutor.synth.objects.OBJECT_NAMES``) in the near hand
+    instead of the class's own (the image source draws every object in every pose); the
+    object's colours, size and tilt come from the appearance seed.
 
     For a class of :data:`~hartutor.synth.actions.REVERSAL_PAIRS` played backwards (e.g.
     ``stand_up``), the result is exactly the forward class's clip of the same seed with time
@@ -241,14 +254,23 @@ def render_clip(
     if not 0 < fps <= 1000:
         raise ValueError(f"fps={fps} is out of range: use a positive rate up to 1000")
 
-    canonical = ACTIONS[act.reverse_of] if act.reverse_of else act
+    canonical = WORLD_ACTIONS[act.reverse_of] if act.reverse_of else act
     appearance = Appearance.sample(_stream(appearance_seed, "appearance"))
+    held_name = canonical.held if held is None else get_object(held).name
+    held_look = None
+    if held_name is not None:
+        rng = _stream(appearance_seed, "held")
+        if held_name == "any":
+            held_name = OBJECT_NAMES[int(rng.integers(len(OBJECT_NAMES)))]
+        held_look = ObjectLook.sample(rng, held_name, (appearance.figure_rgb, appearance.head_rgb))
     times = FrameTimes.make(num_frames, fps)
     motion = canonical.program(_stream(seed, "motion"), times)
     if still:
         motion.pose = motion.pose.frozen(0)
         motion.pan_speed = 0.0
-    scene = _Scene.build(canonical, motion, appearance, times, height, width, seed, camera_motion)
+    scene = _Scene.build(
+        canonical, motion, appearance, times, height, width, seed, camera_motion, held_look
+    )
 
     raster = _rasterize(scene.segments, height, width, with_coords=with_flow)
     planes = _compose(scene, raster, appearance, height, width)
@@ -271,7 +293,7 @@ def render_clip(
 
     params = ClipParams(
         action=act.name,
-        label=CLASS_NAMES.index(act.name),
+        label=label_of(act.name),
         seed=seed,
         appearance_seed=appearance_seed,
         num_frames=num_frames,
@@ -286,6 +308,7 @@ def render_clip(
         appearance=appearance,
         motion={k: float(v) for k, v in motion.params.items()},
         pan_speed=scene.pan_speed,
+        held=held_name,
     )
     return SynthClip(
         frames=frames,
@@ -309,6 +332,7 @@ class _Scene:
     offset: np.ndarray  # (T, 2): background pixel (x, y) shows world point (x, y) + offset
     ground: float  # ground line y in world pixels
     pan_speed: float
+    held_rgb: tuple[tuple[float, float, float], ...] = ()  # colours of tones -2, -3, ...
 
     @classmethod
     def build(
@@ -321,6 +345,7 @@ class _Scene:
         width: int,
         seed: int,
         camera_motion: bool,
+        held: ObjectLook | None = None,
     ) -> _Scene:
         scale = look.body_height * height
         origin = (look.center_x * width, look.ground * height)
@@ -336,6 +361,11 @@ class _Scene:
             scale=scale,
             facing=look.facing,
         )
+        if held is not None:  # the object in the near hand, drawn in front of everything
+            flip = np.array([look.facing, 1.0])
+            hand = joints["hand_near"] * flip * scale + origin
+            elbow = joints["elbow_near"] * flip * scale + origin
+            segments = segments.concatenate(object_segments(held, hand, elbow, scale=scale))
         num_frames = times.num_frames
         jitter = np.zeros((num_frames, 2))
         pan = np.zeros((num_frames, 2))
@@ -361,7 +391,8 @@ class _Scene:
         offset = jitter + pan
         if motion.stool:
             segments = _stool(joints, look, scale, origin, offset).concatenate(segments)
-        return cls(segments, offset, look.ground * height, pan_speed)
+        held_rgb = held.colours if held is not None else ()
+        return cls(segments, offset, look.ground * height, pan_speed, held_rgb)
 
 
 def _stool(
@@ -525,7 +556,9 @@ def _compose(
     figure = np.asarray(look.figure_rgb, np.float32)
     colours = np.empty((len(scene.segments.names) + 1, 3), np.float32)
     for s, (name, tone) in enumerate(zip(scene.segments.names, scene.segments.tone, strict=True)):
-        if tone < 0:
+        if tone <= -2:
+            colours[s] = scene.held_rgb[round(-tone) - 2]
+        elif tone < 0:
             colours[s] = look.prop_rgb
         elif name == "head":
             colours[s] = look.head_rgb

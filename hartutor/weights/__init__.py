@@ -15,8 +15,8 @@ from hartutor.weights.loaders import (
     load_torch_state_dict,
     weights_files,
 )
+from hartutor.weights.matching import CheckpointMatch, VariableMatch, match_tf_checkpoint
 from hartutor.weights.registry import (
-    ASSETS,
     I3DWeights,
     Preprocessing,
     WeightsEntry,
@@ -33,11 +33,12 @@ from hartutor.weights.tf_checkpoint import (
 )
 
 __all__ = [
-    "ASSETS",
+    "CheckpointMatch",
     "I3DWeights",
     "Preprocessing",
     "RemoteFile",
     "TensorEntry",
+    "VariableMatch",
     "WeightsEntry",
     "WeightsEnum",
     "XceptionWeights",
@@ -51,9 +52,19 @@ __all__ = [
     "load_tf_checkpoint",
     "load_tf_i3d_variables",
     "load_torch_state_dict",
+    "match_tf_checkpoint",
     "read_tf_checkpoint_index",
     "sha256sum",
     "verify_file",
     "weights_files",
     "write_tf_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``ASSETS`` (DeepMind's label files) is :data:`hartutor.labels.LABEL_FILES` now."""
+    if name == "ASSETS":
+        from hartutor.labels import LABEL_FILES
+
+        return LABEL_FILES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ checkpoints, on the per-tensor CRC32C recorded in the (hashed) index.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import math
@@ -26,11 +27,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from hartutor.data import ClipTransform
 from hartutor.errors import UnknownNameError
+from hartutor.models.i3d import PAPER_FLOW_SPEC, PAPER_RGB_SPEC
+from hartutor.models.layers import InputSpec
 from hartutor.weights.download import RemoteFile
 
 __all__ = [
-    "ASSETS",
     "I3DWeights",
     "Preprocessing",
     "VideoClipTransform",
@@ -45,113 +48,61 @@ WeightsFormat = Literal["torch_state_dict", "tf_checkpoint", "timm_state_dict"]
 Modality = Literal["rgb", "flow"]
 
 
-class VideoClipTransform:
-    """Decoded frames -> model input, per :class:`Preprocessing`.
-
-    RGB: ``uint8 (T, H, W, C)`` (NumPy or torch) -> ``float32 (C, T, H', W')``: resize
-    the shorter side, centre crop, scale to [0, 1], normalise with mean/std.
-    Flow: ``float (2, T, H, W)`` in pixels/frame -> ``float32 (2, T, H', W')``: resize
-    (scaling the displacements with the image), centre crop, clip, divide by ``std``.
-    """
-
-    def __init__(self, spec: Preprocessing):
-        from torchvision.transforms import v2
-
-        self.spec = spec
-        interpolation = v2.InterpolationMode(spec.interpolation)
-        self._resize = (
-            v2.Resize(spec.resize_size, interpolation=interpolation, antialias=True)
-            if spec.resize_size is not None
-            else None
-        )
-        self._crop = v2.CenterCrop(spec.crop_size)
-        self._normalize = v2.Normalize(mean=list(spec.mean), std=list(spec.std))
-
-    def __call__(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-        clip = torch.as_tensor(frames)
-        if self.spec.modality == "flow":
-            return self._flow(clip)
-        if clip.ndim != 4 or clip.shape[-1] != len(self.spec.mean):
-            raise ValueError(
-                f"expected uint8 frames (T, H, W, {len(self.spec.mean)}), got "
-                f"{tuple(clip.shape)} {clip.dtype}"
-            )
-        if clip.dtype != torch.uint8:
-            raise ValueError(
-                f"expected uint8 frames, got {clip.dtype} (decode with hartutor.video)"
-            )
-        clip = clip.permute(0, 3, 1, 2)  # (T, C, H, W)
-        if self._resize is not None:
-            clip = self._resize(clip)
-        clip = self._crop(clip)
-        clip = self._normalize(clip.to(torch.float32) / 255.0)
-        return clip.permute(1, 0, 2, 3).contiguous()
-
-    def _flow(self, flow: torch.Tensor) -> torch.Tensor:
-        if flow.ndim != 4 or flow.shape[0] != 2:
-            raise ValueError(f"expected flow (2, T, H, W) in pixels/frame, got {tuple(flow.shape)}")
-        flow = flow.to(torch.float32)
-        height, width = flow.shape[-2:]
-        frames = flow.permute(1, 0, 2, 3)  # (T, 2, H, W)
-        if self._resize is not None:  # displacements scale with the image
-            frames = self._resize(frames)
-            scale = torch.tensor([frames.shape[-1] / width, frames.shape[-2] / height])
-            frames = frames * scale.view(1, 2, 1, 1)
-        frames = self._crop(frames)
-        if self.spec.flow_clip is not None:
-            frames = frames.clamp(-self.spec.flow_clip, self.spec.flow_clip)
-        frames = self._normalize(frames)
-        return frames.permute(1, 0, 2, 3).contiguous()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.spec!r})"
+#: The old name of :class:`hartutor.data.ClipTransform`, the one decoded-frames path.
+VideoClipTransform = ClipTransform
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """How inputs must be prepared for a set of weights (what the weights were trained on).
+def Preprocessing(
+    *,
+    crop_size: int,
+    resize_size: int | None,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    num_frames: int | None = None,
+    fps: float | None = None,
+    modality: Modality | None = None,
+    interpolation: str = "bilinear",
+    flow_clip: float | None = None,
+    description: str = "",
+) -> InputSpec:
+    """How inputs must be prepared for a set of weights, as an
+    :class:`~hartutor.models.layers.InputSpec` (the one description of a model's input).
 
     ``num_frames`` and ``fps`` describe the clips used in training (the clip sampler's
     job; I3D is fully convolutional in time and accepts other lengths). The spatial and
-    value steps are what :meth:`transforms` applies. [-1, 1] scaling is mean=std=0.5.
+    value steps are what ``transforms()`` applies. [-1, 1] scaling is mean=std=0.5.
+    ``modality``, when given, must agree with the channels (2 for flow).
     """
-
-    crop_size: int
-    resize_size: int | None
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    num_frames: int | None = None
-    fps: float | None = None
-    modality: Modality = "rgb"
-    interpolation: str = "bilinear"
-    flow_clip: float | None = None  # flow only: clip to +-flow_clip pixels/frame first
-    description: str = ""
-
-    def transforms(self) -> Callable[[torch.Tensor | np.ndarray], torch.Tensor]:
-        """A callable mapping decoded frames (or flow) to the model-ready tensor."""
-        return VideoClipTransform(self)
+    spec = InputSpec(
+        num_frames,
+        (crop_size, crop_size),
+        tuple(mean),
+        tuple(std),
+        fps=fps,
+        description=description,
+        resize_size=resize_size,
+        interpolation=interpolation,
+        flow_clip=flow_clip,
+    )
+    if modality is not None and modality != spec.modality:
+        raise ValueError(
+            f"modality={modality!r} but mean/std have {spec.num_channels} channels "
+            f"({spec.modality}); flow has 2"
+        )
+    return spec
 
 
 # DeepMind's I3D (kinetics-i3d README): RGB frames resized to 256 on the shorter side,
 # 224x224 centre crop at test time, values rescaled to [-1, 1], 25 fps, 64-frame training
 # clips. Flow: TV-L1, truncated to [-20, 20] and rescaled to [-1, 1].
-I3D_RGB_PREPROCESSING = Preprocessing(
-    crop_size=224,
+I3D_RGB_PREPROCESSING = dataclasses.replace(
+    PAPER_RGB_SPEC,  # the model's own paper input: frames, crop, mean/std, fps
     resize_size=256,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    num_frames=64,
-    fps=25.0,
     description="DeepMind I3D RGB: shorter side 256, centre crop 224, [-1, 1], 25 fps",
 )
-I3D_FLOW_PREPROCESSING = Preprocessing(
-    crop_size=224,
+I3D_FLOW_PREPROCESSING = dataclasses.replace(
+    PAPER_FLOW_SPEC,
     resize_size=256,
-    mean=(0.0, 0.0),
-    std=(20.0, 20.0),
-    num_frames=64,
-    fps=25.0,
-    modality="flow",
     flow_clip=20.0,
     description="DeepMind I3D flow: TV-L1 at 256, centre crop 224, clip to +-20 px, /20",
 )
@@ -178,7 +129,7 @@ class WeightsEntry:
     model_kwargs: Mapping[str, Any]
     label_set: str  # "kinetics400", "kinetics600", "imagenet"
     num_classes: int
-    preprocessing: Preprocessing
+    preprocessing: InputSpec
     modality: Modality = "rgb"
     tf_scope: str | None = None  # TF variable name prefix before the I3D layer names
     num_params: int | None = None  # trainable parameters of the original model
@@ -453,23 +404,15 @@ class XceptionWeights(WeightsEnum):
 _BY_NAME: dict[str, WeightsEntry] = {entry.name: entry for entry in _ENTRIES}
 _ENUMS: tuple[type[WeightsEnum], ...] = (I3DWeights, XceptionWeights)
 
-# Non-weight files fetched through the same cache (same verification and offline message).
-ASSETS: dict[str, RemoteFile] = {
-    "kinetics400_label_map": RemoteFile(
-        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map.txt",
-        "label_map.txt",
-        sha256="e9f2806fe9109b851a80a74841244f6f8c9d10917fa0229cd82bab67f2f8e28f",
-        size=5956,
-        subdir="kinetics-i3d",
-    ),
-    "kinetics600_label_map": RemoteFile(
-        "https://raw.githubusercontent.com/deepmind/kinetics-i3d/master/data/label_map_600.txt",
-        "label_map_600.txt",
-        sha256="8dfca4202520ea8291ce0242ef33b006d0a0772b409663c090a2876bc1978dcf",
-        size=9209,
-        subdir="kinetics-i3d",
-    ),
-}
+
+def __getattr__(name: str) -> object:
+    """``ASSETS`` (DeepMind's label files) moved to :data:`hartutor.labels.LABEL_FILES`, next
+    to the label sets that read them; the old name still works."""
+    if name == "ASSETS":
+        from hartutor.labels import LABEL_FILES
+
+        return LABEL_FILES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_weights(model: str | None = None) -> list[str]:

@@ -716,7 +716,7 @@ def load_tf_checkpoint(
     ``prefix_or_index_path``: ``.../model.ckpt``, ``.../model.ckpt.index`` or the folder
     holding them. ``names``: only these tensors (default: all). Shards are memory-mapped,
     so loading a few tensors of a big checkpoint reads only those bytes. ``verify_crc``
-    checks each tensor's CRC32C (about 0.1-0.3 s per 50 MB in NumPy). ``copy=False``
+    checks each tensor's CRC32C (in NumPy: slower; see ``docs/benchmarks.md``). ``copy=False``
     returns read-only views into the mapped files instead of copies. bfloat16 tensors are
     returned as float32. Raises :class:`WeightsError` naming the file on any problem.
     """

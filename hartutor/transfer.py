@@ -1,0 +1,542 @@
+"""Pretraining, transfer and late fusion in the synthetic transfer world, on one CPU core.
+
+The poster (S. Bose, "A general overview of SpatioTemporal Fusion Techniques for Human Activity
+Recognition") rests on two transfers: I3D pretrained on Kinetics and Xception pretrained on
+ImageNet, both carried to UCF101 and fused late. Here the same happens at laptop scale in the
+world of :mod:`hartutor.synth.world`:
+
+- :func:`temporal_stream` (tiny I3D, 16 frames of 32x32) and :func:`frame_stream` (tiny
+  Xception, 4 frames of 96x96), each fed by the fusion's :class:`ClipAdapter` from one
+  16x96x96 clip (:func:`render_streams` renders a set once and keeps both inputs);
+- :func:`pretrain` on a source (:data:`VIDEO_SOURCE_CLASSES` clips, or
+  :class:`~hartutor.synth.world.SyntheticImages`), :func:`finetune` on a small target set from
+  a checkpoint or from scratch, with :func:`hartutor.train.fit`;
+- :func:`source_table` (the poster's Table 1: a source model, not fine-tuned, scored through
+  the target -> source mapping) and :func:`fusion_report` (per-family accuracy of each stream
+  and of both fusion rules, and the clips the fusion wins or loses).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hartutor.models import build_model
+from hartutor.models.fusion import ClipAdapter, fuse_scores
+from hartutor.models.layers import InputSpec
+from hartutor.synth.dataset import SyntheticActions
+from hartutor.synth.world import (
+    CLIP_FRAMES,
+    CLIP_SIZE,
+    FAMILY_OF,
+    FRAME_INPUT,
+    IMAGE_CLASSES,
+    TARGET_CLASSES,
+    TEMPORAL_INPUT,
+    VIDEO_SOURCE_CLASSES,
+    SyntheticImages,
+)
+from hartutor.train import TrainConfig, fit, read_checkpoint, save_checkpoint
+
+StreamKind = Literal["temporal", "frame"]
+STREAMS: tuple[StreamKind, ...] = ("temporal", "frame")
+#: What each stream is called in the fusion (the poster's names).
+STREAM_MODELS: dict[str, str] = {"temporal": "i3d", "frame": "xception"}
+#: Where the pretrained source checkpoints ship.
+CHECKPOINT_DIR = Path(__file__).parent / "assets" / "checkpoints"
+SOURCE_CHECKPOINTS: dict[str, str] = {
+    "temporal": "i3d_tiny_video_source.pt",
+    "frame": "xception_tiny_image_source.pt",
+}
+#: The streams fine-tuned on the target set from those (seed 0), used by ``hartutor demo``.
+TARGET_CHECKPOINTS: dict[str, str] = {
+    "temporal": "i3d_tiny_world_target.pt",
+    "frame": "xception_tiny_world_target.pt",
+}
+
+
+def _builder_kwargs(kind: StreamKind, num_classes: int) -> dict[str, Any]:
+    if kind == "temporal":
+        return {"preset": "tiny", "num_classes": num_classes}
+    return {"preset": "tiny", "num_classes": num_classes, "num_segments": 0}
+
+
+def temporal_stream(num_classes: int = len(TARGET_CLASSES)) -> nn.Module:
+    """Tiny I3D for :data:`TEMPORAL_INPUT` clips (16 frames of 32x32, in [-1, 1])."""
+    model = build_model("i3d", **_builder_kwargs("temporal", num_classes))
+    frames, side = TEMPORAL_INPUT
+    model.input_spec = InputSpec(
+        frames,
+        (side, side),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        description=f"{frames} frames of {side}x{side}: the temporal stream's many small frames",
+    )
+    return model
+
+
+def frame_stream(num_classes: int = len(TARGET_CLASSES)) -> nn.Module:
+    """Tiny Xception scoring every frame it is given (:data:`FRAME_INPUT`: 4 of 96x96, or one
+    image), softmax scores averaged over the frames."""
+    model = build_model("xception", **_builder_kwargs("frame", num_classes))
+    frames, side = FRAME_INPUT
+    model.input_spec = InputSpec(
+        frames,
+        (side, side),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        description=f"{frames} frames of {side}x{side}: the frame stream's few sharp frames",
+    )
+    return model
+
+
+def build_stream(kind: StreamKind, num_classes: int) -> nn.Module:
+    """:func:`temporal_stream` or :func:`frame_stream`."""
+    if kind not in STREAMS:
+        raise ValueError(f"stream must be one of {STREAMS}, got {kind!r}")
+    return temporal_stream(num_classes) if kind == "temporal" else frame_stream(num_classes)
+
+
+def stream_adapters() -> dict[str, ClipAdapter]:
+    """The fusion's adapters from one :data:`CLIP_SIZE` clip to each stream's input."""
+    frames, side = TEMPORAL_INPUT
+    return {
+        "temporal": ClipAdapter(num_frames=frames, size=(side, side)),
+        "frame": ClipAdapter(num_frames=FRAME_INPUT[0], size=(FRAME_INPUT[1],) * 2),
+    }
+
+
+@dataclass
+class StreamSet:
+    """Rendered clips as each stream sees them (float16, in [-1, 1]) and their labels."""
+
+    inputs: dict[str, torch.Tensor]  # stream kind -> (N, 3, T, H, W)
+    labels: torch.Tensor  # (N,) int64
+    class_names: tuple[str, ...]
+    seeds: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def data(self, kind: str) -> TensorClips:
+        """A :class:`TensorClips` dataset of one stream's inputs (for ``fit``)."""
+        return TensorClips(self.inputs[kind], self.labels)
+
+    def subset(self, clips_per_class: int) -> StreamSet:
+        """The first ``clips_per_class`` clips of every class (a smaller training set)."""
+        keep = (
+            torch.cat(
+                [
+                    torch.nonzero(self.labels == c).flatten()[:clips_per_class]
+                    for c in range(len(self.class_names))
+                ]
+            )
+            .sort()
+            .values
+        )
+        return StreamSet(
+            {k: v[keep] for k, v in self.inputs.items()},
+            self.labels[keep],
+            self.class_names,
+            tuple(self.seeds[i] for i in keep.tolist()) if self.seeds else (),
+        )
+
+
+class TensorClips(Dataset):
+    """Pre-rendered clips as pytorchvideo-style dicts ``{"video": float32, "label": int}``."""
+
+    def __init__(self, videos: torch.Tensor, labels: torch.Tensor) -> None:
+        if len(videos) != len(labels):
+            raise ValueError(f"{len(videos)} videos but {len(labels)} labels")
+        self.videos = videos
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"video": self.videos[index].float(), "label": int(self.labels[index])}
+
+
+class WorldClips(Dataset):
+    """Target clips rendered when indexed (16x96x96) and cut to one stream's input by its
+    adapter: ``{"video": float32 in [-1, 1], "label": int}``. ``cache_mb`` keeps rendered
+    clips (see :class:`~hartutor.synth.SyntheticActions`); the adapter runs on every access.
+    Rendering included, this is what the training benchmark times for the world's streams."""
+
+    def __init__(
+        self,
+        num_clips: int,
+        kind: StreamKind,
+        *,
+        seed: int = 0,
+        split: str = "train",
+        cache_mb: float = 0.0,
+    ) -> None:
+        self.clips = SyntheticActions(
+            num_clips,
+            seed=seed,
+            split=split,
+            num_frames=CLIP_FRAMES,
+            size=CLIP_SIZE,
+            classes=TARGET_CLASSES,
+            cache_mb=cache_mb,
+        )
+        self.adapter = stream_adapters()[kind]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def cached_clips(self) -> int:
+        return self.clips.cached_clips
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.clips[index]
+        with torch.no_grad():
+            video = self.adapter(item["video"].mul(2.0).sub(1.0)[None])[0]
+        return {"video": video, "label": item["label"]}
+
+
+def render_streams(
+    classes: Sequence[str] = TARGET_CLASSES,
+    clips_per_class: int = 20,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    streams: Sequence[str] = STREAMS,
+    batch: int = 8,
+) -> StreamSet:
+    """Render ``clips_per_class`` clips of every class (16 frames of 96x96, the synthetic
+    clip seeds of ``(seed, split)``) and keep each stream's adapted input."""
+    data = SyntheticActions(
+        len(classes) * clips_per_class,
+        seed=seed,
+        split=split,
+        num_frames=CLIP_FRAMES,
+        size=CLIP_SIZE,
+        classes=classes,
+    )
+    adapters = stream_adapters()
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in streams}
+    seeds: list[int] = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            items = [data[i] for i in range(start, min(start + batch, len(data)))]
+            clip = torch.stack([item["video"] for item in items]).mul_(2.0).sub_(1.0)
+            seeds += [int(item["seed"]) for item in items]
+            for kind in streams:
+                parts[kind].append(adapters[kind](clip).half())
+    return StreamSet(
+        {k: torch.cat(v) for k, v in parts.items()},
+        torch.as_tensor(data.labels, dtype=torch.long),
+        tuple(data.class_names),
+        tuple(seeds),
+    )
+
+
+def render_images(num_images: int, *, seed: int = 0, split: str = "train") -> StreamSet:
+    """Render :class:`SyntheticImages` (one 96x96 frame each) as the frame stream's input."""
+    data = SyntheticImages(num_images, seed=seed, split=split)
+    videos = torch.stack([data[i]["video"] for i in range(len(data))]).mul_(2.0).sub_(1.0)
+    return StreamSet(
+        {"frame": videos.half()},
+        torch.as_tensor(data.labels, dtype=torch.long),
+        IMAGE_CLASSES,
+    )
+
+
+def _config(seed: int, epochs: int, lr: float, batch_size: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=1e-4,
+        seed=seed,
+        device="cpu",
+        num_threads=None,
+        progress=False,
+        warmup_epochs=0.0,
+    )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a stream is trained: epochs, learning rate and batch size."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 16
+
+
+#: Pretraining recipes (sources) and the fine-tuning recipe (target), per stream. Chosen on
+#: validation clips (the ``val`` split), never on the test clips.
+PRETRAIN_RECIPES: dict[str, Recipe] = {
+    "temporal": Recipe(epochs=12, lr=2e-3),
+    "frame": Recipe(epochs=12, lr=2e-3),
+}
+FINETUNE_RECIPES: dict[str, Recipe] = {
+    "temporal": Recipe(epochs=12, lr=2e-3),
+    "frame": Recipe(epochs=8, lr=2e-3),
+}
+
+
+def pretrain(
+    kind: StreamKind,
+    source: StreamSet,
+    *,
+    seed: int = 0,
+    recipe: Recipe | None = None,
+    out: str | Path | None = None,
+) -> nn.Module:
+    """Train a stream on a source set with :func:`~hartutor.train.fit`; ``out`` saves a
+    weights-only checkpoint that :func:`hartutor.train.load_checkpoint` reads."""
+    recipe = recipe or PRETRAIN_RECIPES[kind]
+    model = build_stream(kind, len(source.class_names))
+    fit(model, source.data(kind), config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
+    model.eval()
+    if out is not None:
+        save_stream(model, kind, out, class_names=source.class_names, recipe=recipe, seed=seed)
+    return model
+
+
+def save_stream(
+    model: nn.Module,
+    kind: StreamKind,
+    path: str | Path,
+    *,
+    class_names: Sequence[str],
+    recipe: Recipe | None = None,
+    seed: int | None = None,
+    data: str = "",
+) -> Path:
+    """Write ``model`` as a hartutor checkpoint (weights, builder, class names, recipe)."""
+    return save_checkpoint(
+        path,
+        {
+            "epoch": recipe.epochs if recipe else None,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model": {
+                "name": STREAM_MODELS[kind],
+                "kwargs": _builder_kwargs(kind, len(class_names)),
+                "preset": "tiny",
+                "stream": kind,
+                "data": data,
+            },
+            "class_names": list(class_names),
+            "config": {**(asdict(recipe) if recipe else {}), "seed": seed},
+        },
+    )
+
+
+def load_stream(kind: StreamKind, path: str | Path | None = None) -> tuple[nn.Module, list[str]]:
+    """A stream and its class names from a checkpoint (default: the shipped source one)."""
+    path = Path(path) if path is not None else CHECKPOINT_DIR / SOURCE_CHECKPOINTS[kind]
+    payload = read_checkpoint(path)
+    names = list(payload.get("class_names") or [])
+    model = build_stream(kind, len(names))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), names
+
+
+def transfer_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape match ``model``'s (all but the
+    classifier, for a source checkpoint); returns the names left at their initial value."""
+    own = model.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(loaded, strict=False)
+    return sorted(set(own) - set(loaded))
+
+
+Init = Literal["scratch", "pretrained"]
+
+
+def finetune(
+    kind: StreamKind,
+    train: StreamSet,
+    *,
+    init: Init | nn.Module = "pretrained",
+    seed: int = 0,
+    recipe: Recipe | None = None,
+    source: str | Path | None = None,
+) -> nn.Module:
+    """Train a stream on a target set from the shipped source checkpoint (``"pretrained"``,
+    or ``source``), from a module's weights, or from random weights (``"scratch"``)."""
+    recipe = recipe or FINETUNE_RECIPES[kind]
+    torch.manual_seed(seed)
+    model = build_stream(kind, len(train.class_names))
+    if isinstance(init, nn.Module):
+        transfer_weights(model, init.state_dict())
+    elif init == "pretrained":
+        transfer_weights(model, load_stream(kind, source)[0].state_dict())
+    elif init != "scratch":
+        raise ValueError(f"init must be 'scratch', 'pretrained' or a module, got {init!r}")
+    fit(model, train.data(kind), config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
+    return model.eval()
+
+
+@torch.no_grad()
+def stream_logits(model: nn.Module, videos: torch.Tensor, *, batch: int = 16) -> torch.Tensor:
+    """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode."""
+    model.eval()
+    return torch.cat(
+        [model(videos[i : i + batch].float()).float() for i in range(0, len(videos), batch)]
+    )
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy."""
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+# ------------------------------------------------------------------------------ Table 1
+
+
+@dataclass
+class SourceTable:
+    """The poster's Table 1 in the synthetic world: a source model on target clips."""
+
+    score: Any  # hartutor.labels.ucf101.KineticsTransferScore
+    rows: list[dict[str, Any]]
+
+    def markdown(self, rows: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The per-clip rows (default: all) as a Markdown table in the poster's columns."""
+        head = "| # | clip | true label | predicted label | prediction % | top-1/top-5 |"
+        lines = [head, "|---|---|---|---|---|---|"]
+        for row in self.rows if rows is None else rows:
+            lines.append(
+                f"| {row['n']} | {row['clip']} | {row['true']} | {row['predicted']} | "
+                f"{row['probability']:.1f} | {row['top1/top5']} |"
+            )
+        return "\n".join(lines)
+
+
+def source_table(
+    source_logits: torch.Tensor, labels: torch.Tensor, *, class_names: Sequence[str]
+) -> SourceTable:
+    """Score video-source predictions on target clips through ``TARGET_TO_VIDEO_SOURCE``
+    (:func:`hartutor.labels.synthetic.target_topk_from_source`) and list every clip."""
+    from hartutor.labels.synthetic import target_topk_from_source
+
+    probs = torch.softmax(source_logits.float(), dim=1).numpy()
+    names = np.array([class_names[int(c)] for c in labels])
+    score = target_topk_from_source(probs, names, k=(1, 5))
+    seen: dict[str, int] = {}
+    rows = []
+    for i, (p, true) in enumerate(zip(probs, names, strict=True)):
+        seen[true] = seen.get(true, 0) + 1
+        top = int(p.argmax())
+        rank = score.best_rank[i]
+        camel = "".join(part.capitalize() for part in true.split("_"))
+        rows.append(
+            {
+                "n": i + 1,
+                "clip": f"v_{camel}_c{seen[true]:02d}",
+                "true": true,
+                "predicted": VIDEO_SOURCE_CLASSES[top],
+                "probability": 100.0 * float(p[top]),
+                "top1/top5": "n/a" if rank < 0 else f"{_yes(rank < 1)}/{_yes(rank < 5)}",
+            }
+        )
+    return SourceTable(score, rows)
+
+
+def _yes(flag: bool) -> str:
+    return "Yes" if flag else "No"
+
+
+# ------------------------------------------------------------------------------ fusion
+
+
+@dataclass
+class FusionReport:
+    """Per-family and per-class accuracy of each stream and of both fusion rules."""
+
+    class_names: tuple[str, ...]
+    labels: torch.Tensor
+    logits: dict[str, torch.Tensor]  # "temporal", "frame"
+    predictions: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        streams = {"i3d": self.logits["temporal"], "xception": self.logits["frame"]}
+        self.predictions = {
+            "temporal": self.logits["temporal"].argmax(1),
+            "frame": self.logits["frame"].argmax(1),
+            "softmax_mean": fuse_scores(streams, mode="softmax_mean").fused.argmax(1),
+            "logit_sum": fuse_scores(streams, mode="logit_sum").fused.argmax(1),
+        }
+
+    def accuracy(self, rule: str, family: str | None = None) -> float:
+        """Top-1 of ``rule`` (a stream or a fusion rule), on one family or all clips."""
+        keep = self._family_mask(family)
+        right = self.predictions[rule][keep] == self.labels[keep]
+        return float(right.float().mean()) if keep.any() else math.nan
+
+    def _family_mask(self, family: str | None) -> torch.Tensor:
+        if family is None:
+            return torch.ones(len(self.labels), dtype=torch.bool)
+        members = [i for i, n in enumerate(self.class_names) if FAMILY_OF.get(n) == family]
+        return torch.isin(self.labels, torch.tensor(members))
+
+    def family_table(self) -> list[dict[str, Any]]:
+        """Rows: family (and "all") x rule -> top-1."""
+        rows = []
+        for family in (*dict.fromkeys(FAMILY_OF.values()), None):
+            row: dict[str, Any] = {"family": family or "all"}
+            for rule in self.predictions:
+                row[rule] = self.accuracy(rule, family)
+            rows.append(row)
+        return rows
+
+    def class_table(self) -> list[dict[str, Any]]:
+        """Rows: class -> family and each rule's top-1 on its clips."""
+        rows = []
+        for c, name in enumerate(self.class_names):
+            keep = self.labels == c
+            row: dict[str, Any] = {"class": name, "family": FAMILY_OF.get(name, "")}
+            for rule, pred in self.predictions.items():
+                row[rule] = float((pred[keep] == c).float().mean())
+            rows.append(row)
+        return rows
+
+    def disagreements(self, rule: str = "softmax_mean") -> dict[str, list[int]]:
+        """Clip indices where the fusion is right and both streams wrong, and the reverse."""
+        right = {k: v == self.labels for k, v in self.predictions.items()}
+        both_wrong = ~right["temporal"] & ~right["frame"]
+        fused_wrong = ~right[rule] & (right["temporal"] | right["frame"])
+        return {
+            "fusion_right_both_wrong": torch.nonzero(right[rule] & both_wrong).flatten().tolist(),
+            "fusion_wrong_a_stream_right": torch.nonzero(fused_wrong).flatten().tolist(),
+        }
+
+
+def fusion_report(temporal: nn.Module, frame: nn.Module, test: StreamSet) -> FusionReport:
+    """Run both streams on ``test`` and fuse their scores both ways."""
+    logits = {
+        "temporal": stream_logits(temporal, test.inputs["temporal"]),
+        "frame": stream_logits(frame, test.inputs["frame"]),
+    }
+    return FusionReport(test.class_names, test.labels, logits)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], *, percent: bool = True) -> str:
+    """Rows of dicts as a Markdown table; floats as percentages."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [
+            f"{100 * v:.1f}%" if percent and isinstance(v, float) else str(v)
+            for v in (row[k] for k in keys)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Pretrain the transfer world's source streams and measure transfer and fusion (issue 18).
+
+    python scripts/transfer_world.py pretrain            # writes the two source checkpoints
+    python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
+    python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
+
+``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
+and the tiny Xception on the image source (10 object classes, ``--images`` images, seed 0),
+both with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
+``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``).
+
+``measure``: for every training seed, each stream fine-tuned on the target training set (20
+clips per class, data seed 0) from its source checkpoint and from scratch, then scored on
+held-out clips of ``--split`` (``val`` for choosing recipes, ``test`` for the reported figures:
+no choice is ever made on it); the fusion of the two fine-tuned streams (softmax mean and logit
+sum) per family; Table 1 of the source temporal stream; the data-efficiency curve with
+``--curve 2 5 10 20``. One thread; everything is deterministic on a given machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hartutor import transfer as T
+from hartutor.synth.world import VIDEO_SOURCE_CLASSES
+
+
+def pretrain(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if "temporal" in args.streams:
+        t = time.perf_counter()
+        source = T.render_streams(
+            VIDEO_SOURCE_CLASSES, args.video_clips, seed=0, split="train", streams=("temporal",)
+        )
+        model = T.pretrain("temporal", source, seed=0)
+        T.save_stream(
+            model,
+            "temporal",
+            out / T.SOURCE_CHECKPOINTS["temporal"],
+            class_names=source.class_names,
+            recipe=T.PRETRAIN_RECIPES["temporal"],
+            seed=0,
+            data=f"video source: {len(source)} clips ({args.video_clips} per class), "
+            "render seed 0, split train, 16x96x96 adapted to 16x32x32",
+        )
+        val = T.render_streams(VIDEO_SOURCE_CLASSES, 10, seed=0, split="val", streams=("temporal",))
+        acc = T.accuracy(T.stream_logits(model, val.inputs["temporal"]), val.labels)
+        print(f"temporal source: val top-1 {acc:.1%} ({time.perf_counter() - t:.0f} s)")
+    if "frame" in args.streams:
+        t = time.perf_counter()
+        images = T.render_images(args.images, seed=0, split="train")
+        model = T.pretrain("frame", images, seed=0)
+        T.save_stream(
+            model,
+            "frame",
+            out / T.SOURCE_CHECKPOINTS["frame"],
+            class_names=images.class_names,
+            recipe=T.PRETRAIN_RECIPES["frame"],
+            seed=0,
+            data=f"image source: {len(images)} images of 96x96, render seed 0, split train",
+        )
+        val = T.render_images(200, seed=0, split="val")
+        acc = T.accuracy(T.stream_logits(model, val.inputs["frame"]), val.labels)
+        print(f"frame source: val top-1 {acc:.1%} ({time.perf_counter() - t:.0f} s)")
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
+
+
+def _source(args: argparse.Namespace, kind: str) -> Path:
+    return Path(args.checkpoints) / T.SOURCE_CHECKPOINTS[kind]
+
+
+def _recipe(args: argparse.Namespace, kind: str) -> T.Recipe:
+    recipe = T.FINETUNE_RECIPES[kind]
+    return T.Recipe(args.epochs or recipe.epochs, args.lr or recipe.lr, recipe.batch_size)
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Fine-tune, score the held-out clips, and keep every run's logits in ``--logits``."""
+    torch.set_num_threads(1)
+    out = Path(args.logits)
+    out.mkdir(parents=True, exist_ok=True)
+    train = T.render_streams(clips_per_class=args.clips, seed=0, split="train")
+    held = T.render_streams(clips_per_class=args.eval_clips, seed=0, split=args.split)
+    torch.save(held.labels, out / "labels.pt")
+    sizes = [("", train)] if not args.curve_only else []
+    sizes += [(f"curve{n}_", train.subset(n)) for n in args.curve]
+    for seed in args.seeds:
+        for prefix, data in sizes:
+            for kind in args.streams:
+                for init in args.inits:
+                    t = time.perf_counter()
+                    model = T.finetune(
+                        kind,
+                        data,
+                        init=init,
+                        seed=seed,
+                        source=_source(args, kind),
+                        recipe=_recipe(args, kind),
+                    )
+                    seconds = time.perf_counter() - t
+                    logits = T.stream_logits(model, held.inputs[kind])
+                    torch.save(
+                        {"logits": logits, "seconds": seconds, "clips": len(data)},
+                        out / f"{prefix}{kind}_{init}_s{seed}.pt",
+                    )
+                    acc = T.accuracy(logits, held.labels)
+                    print(f"{prefix}seed {seed} {kind} {init}: top-1 {acc:.1%} ({seconds:.0f} s)")
+                    if args.save_dir and not prefix and init == "pretrained" and seed == 0:
+                        T.save_stream(
+                            model,
+                            kind,
+                            Path(args.save_dir) / T.TARGET_CHECKPOINTS[kind],
+                            class_names=train.class_names,
+                            recipe=_recipe(args, kind),
+                            seed=seed,
+                            data=f"target: {len(train)} clips ({args.clips} per class), render "
+                            f"seed 0, split train; from {T.SOURCE_CHECKPOINTS[kind]}",
+                        )
+
+
+def report(args: argparse.Namespace) -> dict:
+    """Read the logits of ``measure`` runs and summarise: streams, transfer, fusion, Table 1."""
+    folder = Path(args.logits)
+    labels = torch.load(folder / "labels.pt", weights_only=True)
+    runs: dict[str, dict[int, dict]] = {}
+    for path in sorted(folder.glob("*_s*.pt")):
+        name, seed = path.stem.rsplit("_s", 1)
+        runs.setdefault(name, {})[int(seed)] = torch.load(path, weights_only=True)
+    results: dict = {"clips": len(labels), "runs": {}, "families": {}, "classes": {}}
+    for name, by_seed in sorted(runs.items()):
+        accs = [T.accuracy(r["logits"], labels) for r in by_seed.values()]
+        results["runs"][name] = {**_spread(accs), "seeds": sorted(by_seed)}
+        results["runs"][name]["seconds"] = _spread([r["seconds"] for r in by_seed.values()])
+    families: dict[str, list[float]] = {}
+    classes: dict[str, dict[str, list[float]]] = {}
+    flips = []
+    seeds = sorted(set(runs.get("temporal_pretrained", {})) & set(runs.get("frame_pretrained", {})))
+    for seed in seeds:
+        rep = T.FusionReport(
+            T.TARGET_CLASSES,
+            labels,
+            {
+                "temporal": runs["temporal_pretrained"][seed]["logits"],
+                "frame": runs["frame_pretrained"][seed]["logits"],
+            },
+        )
+        for row in rep.family_table():
+            for rule in rep.predictions:
+                families.setdefault(f"{row['family']}/{rule}", []).append(row[rule])
+        for row in rep.class_table():
+            for rule in rep.predictions:
+                classes.setdefault(row["class"], {}).setdefault(rule, []).append(row[rule])
+        flips.append({k: len(v) for k, v in rep.disagreements().items()})
+    results["fusion_seeds"] = seeds
+    results["families"] = {k: _spread(v) for k, v in families.items()}
+    results["classes"] = {
+        c: {r: statistics.fmean(v) for r, v in d.items()} for c, d in classes.items()
+    }
+    results["disagreements"] = flips
+    if args.table1:
+        held = T.render_streams(
+            clips_per_class=len(labels) // len(T.TARGET_CLASSES),
+            seed=0,
+            split=args.split,
+            streams=("temporal",),
+        )
+        assert torch.equal(held.labels, labels)
+        source, _ = T.load_stream("temporal", _source(args, "temporal"))
+        table = T.source_table(
+            T.stream_logits(source, held.inputs["temporal"]), labels, class_names=T.TARGET_CLASSES
+        )
+        results["table1"] = {
+            "score": str(table.score),
+            "top1": table.score.accuracy[1],
+            "top5": table.score.accuracy[5],
+            "markdown": table.markdown([r for r in table.rows if r["clip"].endswith("_c01")]),
+        }
+    text = json.dumps(results, indent=1)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pretrain")
+    p.add_argument("--out", default=str(T.CHECKPOINT_DIR))
+    p.add_argument("--streams", nargs="+", default=list(T.STREAMS))
+    p.add_argument("--video-clips", type=int, default=80)
+    p.add_argument("--images", type=int, default=3000)
+    m = sub.add_parser("measure")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    m.add_argument("--split", choices=("val", "test"), default="val")
+    m.add_argument("--clips", type=int, default=20)
+    m.add_argument("--eval-clips", type=int, default=40)
+    m.add_argument("--inits", nargs="+", default=["pretrained", "scratch"])
+    m.add_argument("--curve", type=int, nargs="*", default=[])
+    m.add_argument("--curve-only", action="store_true", help="skip the full training set")
+    m.add_argument("--logits", required=True, help="folder for every run's test logits")
+    m.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
+    m.add_argument("--streams", nargs="+", default=list(T.STREAMS))
+    m.add_argument("--epochs", type=int, default=None, help="override the fine-tuning epochs")
+    m.add_argument("--lr", type=float, default=None, help="override the fine-tuning lr")
+    m.add_argument("--save-dir", default=None, help="write the first seed's fine-tuned streams")
+    r = sub.add_parser("report")
+    r.add_argument("--logits", required=True)
+    r.add_argument("--split", choices=("val", "test"), default="val")
+    r.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
+    r.add_argument("--table1", action="store_true")
+    r.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    {"pretrain": pretrain, "measure": measure, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""hartutor.transfer: stream inputs, weight transfer, Table 1 rows and the fusion report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import hartutor  # noqa: F401
+from hartutor import transfer as T
+from hartutor.synth.world import FAMILIES, TARGET_CLASSES, VIDEO_SOURCE_CLASSES
+from hartutor.train import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_set() -> T.StreamSet:
+    return T.render_streams(TARGET_CLASSES, 2, seed=1, split="val")
+
+
+def test_each_stream_gets_its_poster_input(tiny_set: T.StreamSet):
+    assert tiny_set.inputs["temporal"].shape == (26, 3, 16, 32, 32)
+    assert tiny_set.inputs["frame"].shape == (26, 3, 4, 96, 96)
+    assert tiny_set.inputs["frame"].min() >= -1 and tiny_set.inputs["frame"].max() <= 1
+    assert tiny_set.labels.tolist() == [i % 13 for i in range(26)]
+    small = tiny_set.subset(1)
+    assert len(small) == 13 and sorted(small.labels.tolist()) == list(range(13))
+    for kind in T.STREAMS:
+        model = T.build_stream(kind, 13).eval()
+        with torch.no_grad():
+            assert model(tiny_set.inputs[kind][:2].float()).shape == (2, 13)
+
+
+def test_transfer_weights_copies_everything_but_the_classifier():
+    source = T.build_stream("temporal", len(VIDEO_SOURCE_CLASSES))
+    target = T.build_stream("temporal", len(TARGET_CLASSES))
+    left = T.transfer_weights(target, source.state_dict())
+    assert left and all("logits" in name for name in left)
+    for name, value in target.state_dict().items():
+        if name not in left:
+            assert torch.equal(value, source.state_dict()[name])
+
+
+def test_finetune_saves_and_loads_a_stream(tiny_set: T.StreamSet, tmp_path: Path):
+    recipe = T.Recipe(epochs=1, lr=1e-3, batch_size=8)
+    source = T.finetune("frame", tiny_set, init="scratch", seed=0, recipe=recipe)
+    path = T.save_stream(source, "frame", tmp_path / "s.pt", class_names=TARGET_CLASSES)
+    loaded, names = T.load_stream("frame", path)
+    assert names == list(TARGET_CLASSES)
+    x = tiny_set.inputs["frame"][:3].float()
+    assert torch.allclose(loaded(x), source(x))
+    rebuilt, meta = load_checkpoint(path)  # the library's own loader reads it too
+    assert meta["name"] == "xception" and torch.allclose(rebuilt(x), source(x))
+    tuned = T.finetune("frame", tiny_set, init=loaded, seed=0, recipe=recipe)
+    assert tuned.training is False
+    with pytest.raises(ValueError, match="init"):
+        T.finetune("frame", tiny_set, init="imagenet", recipe=recipe)  # type: ignore[arg-type]
+
+
+def _one_hot(labels: list[int], k: int, scale: float = 5.0) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor(labels), k).float() * scale
+
+
+def test_fusion_report_counts_families_and_disagreements():
+    names = TARGET_CLASSES
+    labels = torch.arange(len(names))
+    idx = {n: i for i, n in enumerate(names)}
+    # The temporal stream gets the direction right but confuses objects; the frame stream
+    # the reverse; for raise_cup both are split between two answers.
+    temporal = _one_hot(labels.tolist(), len(names))
+    frame = _one_hot(labels.tolist(), len(names))
+    for name in FAMILIES["appearance"]:
+        temporal[idx[name]] = _one_hot([idx["brush_teeth"]], len(names))[0]
+    for name in FAMILIES["motion"]:
+        frame[idx[name]] = _one_hot([idx["walk"]], len(names))[0]
+    cup, phone = idx["raise_cup"], idx["raise_phone"]
+    temporal[cup] = 0.0
+    temporal[cup, [cup, phone]] = 4.0  # direction known, object not
+    frame[cup] = 0.0
+    frame[cup, [cup, idx["lower_cup"]]] = 4.0  # object known, direction not
+    temporal[cup, phone] = 4.1  # the temporal stream picks the wrong object
+    frame[cup, idx["lower_cup"]] = 4.1  # the frame stream the wrong direction
+    report = T.FusionReport(names, labels, {"temporal": temporal, "frame": frame})
+    assert report.accuracy("temporal", "motion") == 1.0
+    assert report.accuracy("frame", "motion") == pytest.approx(1 / 6)
+    assert report.accuracy("temporal", "appearance") == pytest.approx(1 / 3)
+    assert report.accuracy("frame", "appearance") == 1.0
+    dis = report.disagreements()
+    assert cup in dis["fusion_right_both_wrong"]
+    rows = {row["family"]: row for row in report.family_table()}
+    assert set(rows) == {"motion", "appearance", "both", "all"}
+    assert rows["both"]["softmax_mean"] == 1.0 and rows["both"]["temporal"] == 0.75
+    assert "| family |" in T.markdown_table(report.family_table())
+    assert len(report.class_table()) == len(names)
+
+
+def test_source_table_rows_follow_the_poster_columns():
+    names = TARGET_CLASSES
+    labels = torch.tensor([names.index("walk"), names.index("phone_call")])
+    logits = torch.zeros(2, len(VIDEO_SOURCE_CLASSES))
+    logits[0, VIDEO_SOURCE_CLASSES.index("run")] = 3.0
+    logits[0, VIDEO_SOURCE_CLASSES.index("walk")] = 2.0
+    table = T.source_table(logits, labels, class_names=names)
+    assert table.rows[0]["predicted"] == "run" and table.rows[0]["top1/top5"] == "No/Yes"
+    assert table.rows[1]["top1/top5"] == "n/a"  # no source equivalent: not scored
+    assert table.score.num_scorable_clips == 1 and table.score.accuracy[5] == 1.0
+    assert "v_Walk_c01" in table.markdown()
+
+
+def test_demo_world_shows_each_family_with_each_streams_top3(tmp_path: Path):
+    from hartutor.demo import WORLD_DEMO_CLASSES, format_result, run_demo
+    from hartutor.synth.world import FAMILY_OF
+
+    result = run_demo(world=True, seed=0, out=tmp_path / "demo.png")
+    assert {FAMILY_OF[name] for name in WORLD_DEMO_CLASSES} == set(FAMILIES)
+    assert [c.true_label for c in result.clips] == list(WORLD_DEMO_CLASSES)
+    for clip in result.clips:
+        assert [p.scorer.split()[0] for p in clip.predictions] == ["temporal", "frame", "fused"]
+        assert all(
+            len(p.labels) == 3 and set(p.labels) <= set(TARGET_CLASSES) for p in clip.predictions
+        )
+        assert clip.frames.shape == (16, 96, 96, 3)
+    assert result.figure is not None and result.figure.stat().st_size > 0
+    assert "temporal (i3d)" in format_result(result)
+
+
+def test_world_checkpoints_ship_small_and_describe_themselves():
+    from hartutor.synth.world import IMAGE_CLASSES
+    from hartutor.train import read_checkpoint
+
+    classes = {
+        T.SOURCE_CHECKPOINTS["temporal"]: VIDEO_SOURCE_CLASSES,
+        T.SOURCE_CHECKPOINTS["frame"]: IMAGE_CLASSES,
+        T.TARGET_CHECKPOINTS["temporal"]: TARGET_CLASSES,
+        T.TARGET_CHECKPOINTS["frame"]: TARGET_CLASSES,
+    }
+    for kind in T.STREAMS:
+        for name in (T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]):
+            path = T.CHECKPOINT_DIR / name
+            assert path.stat().st_size <= 5 * 1024 * 1024
+            payload = read_checkpoint(path)
+            assert "optimizer" not in payload and payload["config"]["seed"] == 0
+            assert payload["model"]["stream"] == kind and payload["model"]["data"]
+            _, names = T.load_stream(kind, path)
+            assert tuple(names) == classes[name]
+
+
+def test_world_clips_render_on_the_fly_and_cut_each_streams_input():
+    temporal = T.WorldClips(3, "temporal", seed=2, cache_mb=8)
+    frame = T.WorldClips(3, "frame", seed=2)
+    assert temporal[1]["video"].shape == (3, 16, 32, 32) and temporal[1]["label"] == 1
+    assert frame[1]["video"].shape == (3, 4, 96, 96)
+    assert temporal.cached_clips == 1 and frame.cached_clips == 0
+    assert torch.equal(temporal[1]["video"], temporal[1]["video"])  # from the cache, the same
+    for kind in T.STREAMS:
+        spec = T.build_stream(kind, 13).input_spec
+        assert (spec.num_frames, spec.size[0]) == {"temporal": (16, 32), "frame": (4, 96)}[kind]
