@@ -69,33 +69,35 @@ def _builder_kwargs(kind: StreamKind, num_classes: int) -> dict[str, Any]:
     return {"preset": "tiny", "num_classes": num_classes, "num_segments": 0}
 
 
-def temporal_stream(num_classes: int = len(TARGET_CLASSES)) -> nn.Module:
-    """Tiny I3D for :data:`TEMPORAL_INPUT` clips (16 frames of 32x32, in [-1, 1])."""
-    model = build_model("i3d", **_builder_kwargs("temporal", num_classes))
-    frames, side = TEMPORAL_INPUT
+def _stream(
+    builder: str, role: str, num_classes: int, size: tuple[int, int], what: str
+) -> nn.Module:
+    """A tiny stream of the world with its own input description (``size``: frames, side)."""
+    model = build_model(builder, **_builder_kwargs(role, num_classes))
+    frames, side = size
     model.input_spec = InputSpec(
         frames,
         (side, side),
         (0.5, 0.5, 0.5),
         (0.5, 0.5, 0.5),
-        description=f"{frames} frames of {side}x{side}: the temporal stream's many small frames",
+        description=f"{frames} frames of {side}x{side}: {what}",
     )
     return model
+
+
+def temporal_stream(num_classes: int = len(TARGET_CLASSES)) -> nn.Module:
+    """Tiny I3D for :data:`TEMPORAL_INPUT` clips (16 frames of 32x32, in [-1, 1])."""
+    return _stream(
+        "i3d", "temporal", num_classes, TEMPORAL_INPUT, "the temporal stream's many small frames"
+    )
 
 
 def frame_stream(num_classes: int = len(TARGET_CLASSES)) -> nn.Module:
     """Tiny Xception scoring every frame it is given (:data:`FRAME_INPUT`: 4 of 96x96, or one
     image), softmax scores averaged over the frames."""
-    model = build_model("xception", **_builder_kwargs("frame", num_classes))
-    frames, side = FRAME_INPUT
-    model.input_spec = InputSpec(
-        frames,
-        (side, side),
-        (0.5, 0.5, 0.5),
-        (0.5, 0.5, 0.5),
-        description=f"{frames} frames of {side}x{side}: the frame stream's few sharp frames",
+    return _stream(
+        "xception", "frame", num_classes, FRAME_INPUT, "the frame stream's few sharp frames"
     )
-    return model
 
 
 def build_stream(kind: StreamKind, num_classes: int) -> nn.Module:
