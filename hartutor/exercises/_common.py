@@ -32,6 +32,15 @@ def as_numbers(answer: object, length: int, what: str) -> list[float] | str:
     return problems[0] if problems else values  # type: ignore[return-value]
 
 
+def as_pair(answer: object, names: str) -> list[float] | str:
+    """``answer`` as a pair of finite floats, or a sentence asking for the pair ``(names)``."""
+    if not isinstance(answer, tuple | list) or len(answer) != 2:
+        return f"Give a pair ({names})."
+    values = [as_number(v, "Each value") for v in answer]
+    problems = [v for v in values if isinstance(v, str)]
+    return problems[0] if problems else values  # type: ignore[return-value]
+
+
 def as_mapping(answer: object, keys: Sequence[str], what: str) -> dict[str, float] | str:
     """``answer`` as ``{key: float}`` with exactly ``keys``, or a sentence saying why not."""
     if not isinstance(answer, Mapping):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hartutor.course import exercise
-from hartutor.exercises._common import as_mapping, as_number, close
+from hartutor.exercises._common import as_mapping, as_number, as_pair, close
 
 
 def backward_forward_gap(seed: int, k: int = 5, *, on_figure: bool = True) -> float:
@@ -61,11 +61,9 @@ def _dis(answer: object, *, scores: Sequence[Any]) -> str | None:
     by = {s.method: s for s in scores}
     speedup = by["dis"].frames_per_second / by["tvl1"].frames_per_second
     ratio = by["dis"].epe / by["tvl1"].epe
-    if not isinstance(answer, tuple | list) or len(answer) != 2:
-        return "Give a pair (speed-up, error ratio)."
-    values = [as_number(v, "Each value") for v in answer]
-    if any(isinstance(v, str) for v in values):
-        return next(v for v in values if isinstance(v, str))
+    values = as_pair(answer, "speed-up, error ratio")
+    if isinstance(values, str):
+        return values
     s, r = values
     if close(s, speedup, rel=1e-3) and close(r, ratio, rel=1e-3):
         return None

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from hartutor.course import exercise
-from hartutor.exercises._common import as_number, close
+from hartutor.exercises._common import as_number, as_pair, close
 
 
 @exercise(
@@ -18,11 +18,9 @@ from hartutor.exercises._common import as_number, close
 )
 def _formulas(answer: object, *, rows: Sequence[Any]) -> str | None:
     row = next(r for r in rows if r.name == "conv2a")
-    if not isinstance(answer, tuple | list) or len(answer) != 2:
-        return "Give a pair (parameters, FLOPs)."
-    values = [as_number(v, "Each value") for v in answer]
-    if any(isinstance(v, str) for v in values):
-        return next(v for v in values if isinstance(v, str))
+    values = as_pair(answer, "parameters, FLOPs")
+    if isinstance(values, str):
+        return values
     params, flops = values
     problems = []
     c_out = row.output_shape[1]
