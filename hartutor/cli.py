@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 import threading
@@ -125,7 +126,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hartutor.distributed import init_from_env
     from hartutor.models import build_model
     from hartutor.synth import CLASS_NAMES
-    from hartutor.train import TrainConfig, fit, seed_everything
+    from hartutor.train import TrainConfig, build_sized, fit, seed_everything
 
     here = init_from_env(args.device)  # under torchrun: this process's rank; else one process
     say = print if here.is_main else _silent
@@ -141,12 +142,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"--classes {num_classes} is fewer than the {data_classes} classes of {args.data}: "
             "their labels would not fit the classifier; leave --classes out"
         )
-    kwargs = {"preset": args.preset, "num_classes": num_classes}
+    kwargs = {"preset": args.preset, "num_classes": num_classes, **_builder_args(args)}
     out = args.out or Path("checkpoints") / f"{args.model}_{args.preset}.pt"
     _check_train_outputs(args, out, kwargs)
     # --seed also sets the initial weights: torch seeds its generator anew in every process.
     seed_everything(args.seed)
-    model = build_model(args.model, **kwargs)
+    model = (
+        build_sized(args.model, kwargs, source="--arg")
+        if args.arg
+        else build_model(args.model, **kwargs)
+    )
     bundle = build_datasets(
         args.data,
         model=model,
@@ -203,6 +208,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _builder_args(args: argparse.Namespace) -> dict[str, object]:
+    """The model's own builder arguments given as ``--arg KEY=VALUE`` (e.g. ``fusion=slow``),
+    converted to the builder's annotated types; a bad key or value is refused in one line."""
+    from hartutor.models.registry import parse_builder_arguments
+
+    if not args.arg:
+        return {}
+    try:
+        return parse_builder_arguments(args.model, args.arg)
+    except (ValueError, KeyError) as err:
+        raise HartutorError(str(err).strip('"')) from None
+
+
 def _check_train_outputs(args: argparse.Namespace, out: Path, kwargs: dict[str, object]) -> None:
     """Before any training: never replace a finished run by accident; outputs are writable;
     a resumed checkpoint was made for this model and class count."""
@@ -256,6 +274,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hartutor.diagnostics import temporal_diagnostics
     from hartutor.train import evaluate, load_checkpoint
 
+    if args.json is not None:
+        check_writable(args.json, what="result record")
     model, meta = load_checkpoint(args.checkpoint)
     optimize(model)  # CPU speed: same scores (hartutor.accel)
     data = args.data or meta.get("data", "synthetic")
@@ -304,6 +324,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             for condition in ("original", "reversed"):
                 pairs = pair_report(report.results[condition], REVERSAL_PAIRS)
                 print(f"\ntime-reversal pairs, {condition} clips:\n{pairs_markdown(pairs)}")
+    if args.json is not None:
+        from hartutor.records import new_record, write_record
+        from hartutor.weights.download import sha256sum
+
+        diagnostics = (
+            {c: r.top1 for c, r in report.results.items() if c != "original"}
+            if args.diagnostics
+            else {}
+        )
+        record = new_record(
+            model=meta["name"],
+            kwargs=dict(meta.get("kwargs", {})),
+            checkpoint=str(args.checkpoint),
+            checkpoint_sha256=sha256sum(args.checkpoint),
+            data=str(data),
+            clips=len(bundle.val),
+            seed=args.seed,
+            top1=result.top1,
+            top5=result.top5,
+            per_class=result.per_class(),
+            diagnostics=diagnostics,
+            command=args.command_line,
+        )
+        print(f"record: {write_record(args.json, record)}")
     return 0
 
 
@@ -539,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synthetic", help="'synthetic' or a UCF101-layout folder")
     p.add_argument("--preset", choices=["paper", "tiny"], default="tiny")
     p.add_argument("--classes", type=CLASSES, default=None, help="default: from the data")
+    p.add_argument(
+        "--arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="one of the model's own builder arguments, e.g. --arg fusion=slow (repeatable)",
+    )
     p.add_argument("--epochs", type=EPOCHS, default=10)
     p.add_argument("--batch-size", type=BATCH, default=16)
     p.add_argument("--lr", type=LR, default=2e-3)
@@ -612,6 +662,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--diagnostics",
         action="store_true",
         help="also evaluate on time-reversed and frame-shuffled clips",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the result, with the command, machine and checkpoint digest, as JSON",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
@@ -745,7 +801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     the traceback). Output cut short by a closed pipe (``| head -1``) ends quietly.
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["hartutor", *argv])  # as typed, for result records
     prog = f"hartutor {args.command}"
     try:
         if args.threads is not None:

@@ -354,21 +354,41 @@ def _check_stored_argument(key: str, value: Any) -> None:
 def build_from_checkpoint(name: str, kwargs: Mapping[str, Any], path: str | Path) -> nn.Module:
     """``build_model(name, **kwargs)`` for a checkpoint's stored arguments: sized first on the
     meta device (no memory), refused past :data:`MAX_MODEL_PARAMETERS`, errors name the file."""
+    return build_sized(name, kwargs, source=f"checkpoint {str(path)!r}", error=WeightsError)
+
+
+def build_sized(
+    name: str,
+    kwargs: Mapping[str, Any],
+    *,
+    source: str,
+    error: type[HartutorError] = ModelError,
+) -> nn.Module:
+    """``build_model(name, **kwargs)`` for arguments from outside (a checkpoint, ``--arg``):
+    each value checked, the model sized first on the meta device (no memory) and refused past
+    :data:`MAX_MODEL_PARAMETERS`; errors (of type ``error``) start with ``source``."""
     from hartutor.models import build_model
 
+    try:
+        for key, value in kwargs.items():
+            _check_stored_argument(key, value)
+    except rules.ArgumentError as err:
+        raise error(f"{source} gives a model argument hartutor refuses: {err}") from err
     try:
         with torch.device("meta"):
             sized = build_model(name, **kwargs)
         count = sum(p.numel() for p in sized.parameters())
         if count > MAX_MODEL_PARAMETERS:
-            raise WeightsError(
-                f"checkpoint {str(path)!r} asks for a {name} of {count:,} parameters "
+            raise error(
+                f"{source} asks for a {name} of {count:,} parameters "
                 f"(limit {MAX_MODEL_PARAMETERS:,}) from its arguments {dict(kwargs)}; refused"
             )
         return build_model(name, **kwargs)
     except (TypeError, ValueError, KeyError, ModelError) as err:
-        raise WeightsError(
-            f"checkpoint {str(path)!r} stores arguments {dict(kwargs)} that model {name!r} "
+        if isinstance(err, error):
+            raise
+        raise error(
+            f"{source} gives arguments {dict(kwargs)} that model {name!r} "
             f"does not accept ({type(err).__name__}: {err})"
         ) from err
 
