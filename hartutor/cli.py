@@ -404,12 +404,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_weights(args: argparse.Namespace) -> int:
     """List, download or locate pretrained weights."""
     from hartutor.weights import describe, list_weights, weights_files
+    from hartutor.weights.download import is_standin
 
     if args.action == "list":
         for name in list_weights():
             info = describe(name)
-            cached = all(Path(f["path"]).is_file() for f in info["files"])
-            print(f"{name:<42} {info['label_set']:<12} {'cached' if cached else '-'}")
+            paths = [Path(f["path"]) for f in info["files"]]
+            state = "-"
+            if all(p.is_file() for p in paths):
+                standin = any(is_standin(p) for p in paths)
+                state = "cached (stand-in: random values)" if standin else "cached"
+            print(f"{name:<42} {info['label_set']:<12} {state}")
         return 0
     if not args.names:
         raise HartutorError("name at least one weights entry (see 'hartutor weights list')")

@@ -124,6 +124,71 @@ def ucf101_root() -> Path:
     return data_dir() / "ucf101"
 
 
+# --- Full mode's scale -------------------------------------------------------------------------
+
+Scale = Literal["paper", "smoke"]
+#: Environment variable that selects full mode's scale: "paper" (default) or "smoke".
+SCALE_VARIABLE = "HARTUTOR_SCALE"
+
+
+@dataclass(frozen=True)
+class FullRun:
+    """How big a notebook's full-mode run is: the paper's scale, or a smoke run of the same code.
+
+    ``paper`` is what the notebooks always did (paper-size models, 3 epochs, every clip, 8 data
+    workers, on a GPU). ``smoke`` (``HARTUTOR_SCALE=smoke``) keeps every step of that path and
+    shrinks what only costs time: a few clips per split, one epoch, batches of 2, no worker
+    processes, and the tiny preset where a model is trained from scratch. Pretrained weights
+    keep their real (paper-size) models, since loading them is part of the path rehearsed. The
+    test suite runs every notebook in full mode at this scale against hartutor's stand-ins.
+    """
+
+    scale: Scale
+    preset: Literal["paper", "tiny"]
+    epochs: int
+    batch_size: int
+    num_workers: int
+    max_clips: int | None  # clips kept per split (None: all)
+
+    def config(self, **overrides: Any) -> Any:
+        """A :class:`~hartutor.train.TrainConfig` at this scale; ``overrides`` (``lr=1e-4``)
+        set the rest. At paper scale the overrides win; at smoke scale epochs, batch size
+        and workers stay small whatever the notebook asks."""
+        from hartutor.train import TrainConfig
+
+        values = {"epochs": self.epochs, "batch_size": self.batch_size, "progress": False}
+        values["num_workers"] = self.num_workers
+        if self.scale == "paper":
+            values.update(overrides)
+        else:
+            values.update({k: v for k, v in overrides.items() if k not in values})
+        return TrainConfig(**values)
+
+    def clips(self, dataset: Any) -> Any:
+        """``dataset`` itself, or at smoke scale its first :attr:`max_clips` items, spread
+        over the dataset so that several classes appear."""
+        if self.max_clips is None or len(dataset) <= self.max_clips:
+            return dataset
+        from torch.utils.data import Subset
+
+        step = len(dataset) / self.max_clips
+        return Subset(dataset, [int(i * step) for i in range(self.max_clips)])
+
+
+FULL_RUNS: dict[str, FullRun] = {
+    "paper": FullRun("paper", "paper", epochs=3, batch_size=16, num_workers=8, max_clips=None),
+    "smoke": FullRun("smoke", "tiny", epochs=1, batch_size=2, num_workers=0, max_clips=6),
+}
+
+
+def full_run(default: Scale = "paper") -> FullRun:
+    """Full mode's scale, from ``HARTUTOR_SCALE`` (``paper`` unless set): see :class:`FullRun`."""
+    value = os.environ.get(SCALE_VARIABLE, default).strip().lower()
+    if value not in FULL_RUNS:
+        raise HartutorError(f"{SCALE_VARIABLE}={value!r}: expected 'paper' or 'smoke'")
+    return FULL_RUNS[value]
+
+
 # --- Exercises ---------------------------------------------------------------------------------
 
 #: A checker takes the student's answer (and named context such as a model) and returns None when
