@@ -109,8 +109,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_params(args: argparse.Namespace) -> int:
     """The poster's Table 2 beside hartutor's measured parameters and GFLOPs."""
-    from hartutor.params import format_table, parameter_table
+    from hartutor.params import (
+        FlowRate,
+        format_table,
+        parameter_table,
+        poster_table2,
+        table2_markdown,
+    )
 
+    if args.preset == "paper" and args.format == "markdown":
+        rate = FlowRate.measure("tvl1", (224, 224)) if args.flow_rate else None
+        print(table2_markdown(poster_table2(num_classes=args.classes, flow_rate=rate)))
+        return 0
     rows = parameter_table(preset=args.preset, num_classes=args.classes)
     print(format_table(rows, fmt=args.format))
     return 0
@@ -568,10 +578,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=FRAMES, default=16, help="frames to sample")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("params", help="parameters and GFLOPs of every model vs the poster")
+    p = sub.add_parser("params", help="the poster's Table 2: its figures, the papers', hartutor's")
     p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
     p.add_argument("--classes", type=CLASSES, default=101, help="classifier size (default 101)")
-    p.add_argument("--format", choices=["markdown", "text"], default="markdown")
+    p.add_argument(
+        "--format",
+        choices=["markdown", "text"],
+        default="markdown",
+        help="markdown (default, paper preset): the poster's Table 2 completed; text: the "
+        "measured models only",
+    )
+    p.add_argument(
+        "--flow-rate",
+        action="store_true",
+        help="measure TV-L1 optical flow here and price the flow of the two-stream rows",
+    )
     p.set_defaults(func=_cmd_params)
 
     p = sub.add_parser("train", help="train a model on the synthetic set or a UCF101-style folder")
