@@ -40,6 +40,7 @@ __all__ = [
     "Table1Row",
     "kinetics_table1",
     "poster_row_for",
+    "poster_table1_markdown",
     "table1_from_scores",
     "world_table1",
 ]
@@ -89,6 +90,13 @@ def _video_key(name: str) -> str:
     if match is None:
         return stem
     return f"v_{match['cls']}_g{int(match['group']):02d}_c{int(match['clip']):02d}"
+
+
+def poster_table1_markdown() -> str:
+    """The poster's Table 1 as printed, for showing beside a computed one."""
+    header = ("SL No.", "True label", "Predicted label", "Prediction %", "Top 1/Top-5")
+    body = [(f"{r.number}.", r.video, r.predicted, r.probability, r.topk) for r in POSTER_TABLE1]
+    return markdown_table(header, body)
 
 
 def poster_row_for(video: str) -> PosterTable1Row | None:

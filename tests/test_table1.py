@@ -17,6 +17,7 @@ from hartutor.table1 import (
     POSTER_TABLE1,
     kinetics_table1,
     poster_row_for,
+    poster_table1_markdown,
     table1_from_scores,
     world_table1,
 )
@@ -33,6 +34,9 @@ def test_poster_rows_are_the_standin_videos_whatever_the_case_of_c() -> None:
     assert crawling.video == "v_BabyCrawling_g18_C06"  # as the poster prints it
     assert poster_row_for("v_BabyCrawling_g18_c07") is None
     assert str(POSTER_TABLE1[1]) == "Playing squash or racketball, 71.2, No/yes"
+    printed = poster_table1_markdown().splitlines()
+    assert printed[2] == "| 1. | v_Bowling_g22_c04 | Bowling | 99.9 (Highest) | Yes/yes |"
+    assert len(printed) == 2 + len(POSTER_TABLE1)
 
 
 def test_table_from_constructed_scores_ranks_through_the_mapping() -> None:
