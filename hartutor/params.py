@@ -655,8 +655,8 @@ class FlowRate:
                 f" (measured at {self.size[0]}x{self.size[1]}, the clip's are {size[0]}x{size[1]})"
             )
         return (
-            f"{fields} {self.method} flow fields per clip at {self.fields_per_second:.2f} fields/s "
-            f"measured = {seconds:.2f} s of flow per clip, at most {1 / seconds:.2f} clips/s "
+            f"{fields} {self.method} flow fields per clip at {self.fields_per_second:.3g} fields/s "
+            f"measured = {seconds:.3g} s of flow per clip, at most {1 / seconds:.3g} clips/s "
             f"before the network runs{scale}"
         )
 

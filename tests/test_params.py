@@ -283,7 +283,7 @@ def test_two_stream_rows_carry_the_cost_of_their_flow() -> None:
     two_stream = next(r for r in rows if r.measured.model == "two_stream")
     assert two_stream.measured.flow_fields == 10 and two_stream.measured.flow_size == (224, 224)
     seconds = 10 / rate.fields_per_second
-    assert f"= {seconds:.2f} s of flow per clip" in two_stream.flow_note
+    assert f"= {seconds:.3g} s of flow per clip" in two_stream.flow_note
     assert "measured at 32x32, the clip's are 224x224" in two_stream.flow_note
     assert all(not r.flow_note for r in rows if r.measured.model in ("c3d", "i3d"))
     assert "optical flow: 10" in table2_markdown(rows)
