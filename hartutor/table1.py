@@ -262,7 +262,8 @@ def kinetics_table1(
             f"weights {weights!r} predict {entry.label_set}, not Kinetics: Table 1 needs a "
             "Kinetics model (see 'hartutor weights list')"
         )
-    labels = kinetics600(download=download) if entry.label_set == "kinetics600" else kinetics400()
+    # the label map is a small checksummed text file, fetched once whatever ``download`` says
+    labels = kinetics600() if entry.label_set == "kinetics600" else kinetics400()
     stream = pretrained_stream(
         weights, root, split=split, num_frames=num_frames, path=path, download=download
     )
