@@ -110,7 +110,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_params(args: argparse.Namespace) -> int:
     """The poster's Table 2 beside hartutor's measured parameters and GFLOPs."""
     from hartutor.params import (
-        FlowRate,
+        flow_rate,
         format_table,
         parameter_table,
         poster_table2,
@@ -118,7 +118,7 @@ def _cmd_params(args: argparse.Namespace) -> int:
     )
 
     if args.preset == "paper" and args.format == "markdown":
-        rate = FlowRate.measure("tvl1", (224, 224)) if args.flow_rate else None
+        rate = flow_rate("tvl1", (224, 224)) if args.flow_rate else None
         print(table2_markdown(poster_table2(num_classes=args.classes, flow_rate=rate)))
         return 0
     rows = parameter_table(preset=args.preset, num_classes=args.classes)

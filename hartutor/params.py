@@ -64,6 +64,7 @@ __all__ = [
     "count_flops",
     "count_parameters",
     "example_inputs",
+    "flow_rate",
     "format_table",
     "inflation_markdown",
     "inflation_table",
@@ -634,18 +635,6 @@ class FlowRate:
         if not (self.fields_per_second > 0 and math.isfinite(self.fields_per_second)):
             raise TableError(f"fields_per_second must be a positive number, got {self}")
 
-    @classmethod
-    def measure(cls, method: str = "tvl1", size: tuple[int, int] = (224, 224), pairs: int = 4):
-        """Measure with :func:`hartutor.flow.measure_flow_rate` (imported here, when needed)."""
-        try:
-            from hartutor.flow import measure_flow_rate
-        except ImportError as err:
-            raise TableError(
-                "hartutor.flow.measure_flow_rate is not in this installation: pass a measured "
-                f"FlowRate instead ({err})"
-            ) from None
-        return cls(method, tuple(size), float(measure_flow_rate(method, tuple(size), pairs)))
-
     def cost_note(self, fields: int, size: tuple[int, int] | None) -> str:
         """What ``fields`` flow fields of one clip cost at this rate, in words."""
         seconds = fields / self.fields_per_second
@@ -659,6 +648,20 @@ class FlowRate:
             f"measured = {seconds:.3g} s of flow per clip, at most {1 / seconds:.3g} clips/s "
             f"before the network runs{scale}"
         )
+
+
+def flow_rate(method: str = "tvl1", size: tuple[int, int] = (224, 224), pairs: int = 4) -> FlowRate:
+    """Measure optical flow's speed here with :func:`hartutor.flow.measure_flow_rate`
+    (imported when called, so the table works in an installation without it)."""
+    try:
+        from hartutor.flow import measure_flow_rate
+    except ImportError as err:
+        raise TableError(
+            "hartutor.flow.measure_flow_rate is not in this installation: pass a measured "
+            f"FlowRate instead ({err})"
+        ) from None
+    size = (int(size[0]), int(size[1]))
+    return FlowRate(method, size, float(measure_flow_rate(method, size, pairs)))
 
 
 @dataclass(frozen=True)
@@ -708,6 +711,9 @@ def poster_table2(
     the synthetic set; ``flow_rate`` (measured optical-flow speed) prices the flow of every row
     whose model takes flow. A model missing from the registry gives a row of dashes that says so.
     """
+    from hartutor.validation import NUM_CLASSES
+
+    NUM_CLASSES(num_classes, "num_classes")
     if records is None:
         from hartutor.records import read_records
 

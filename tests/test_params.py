@@ -293,3 +293,21 @@ def test_two_stream_rows_carry_the_cost_of_their_flow() -> None:
     )
     with pytest.raises(TableError, match="positive"):
         FlowRate("tvl1", (8, 8), 0.0)
+
+
+def test_flow_rate_uses_hartutor_flows_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hartutor.flow
+    from hartutor.errors import HartutorError
+    from hartutor.params import flow_rate
+
+    calls = []
+
+    def measured(method: str, size: tuple[int, int], pairs: int = 4) -> float:
+        calls.append((method, size, pairs))
+        return 2.5
+
+    monkeypatch.setattr(hartutor.flow, "measure_flow_rate", measured, raising=False)
+    rate = flow_rate("tvl1", (112, 112), pairs=3)
+    assert rate == FlowRate("tvl1", (112, 112), 2.5) and calls == [("tvl1", (112, 112), 3)]
+    with pytest.raises(HartutorError, match="num_classes"):
+        poster_table2(num_classes=0, records={})
