@@ -109,8 +109,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_params(args: argparse.Namespace) -> int:
     """The poster's Table 2 beside hartutor's measured parameters and GFLOPs."""
-    from hartutor.params import format_table, parameter_table
+    from hartutor.params import (
+        flow_rate,
+        format_table,
+        parameter_table,
+        poster_table2,
+        table2_markdown,
+    )
 
+    if args.preset == "paper" and args.format == "markdown":
+        rate = flow_rate("tvl1", (224, 224)) if args.flow_rate else None
+        print(table2_markdown(poster_table2(num_classes=args.classes, flow_rate=rate)))
+        return 0
     rows = parameter_table(preset=args.preset, num_classes=args.classes)
     print(format_table(rows, fmt=args.format))
     return 0
@@ -439,6 +449,34 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_table1(args: argparse.Namespace) -> int:
+    """The poster's Table 1 on UCF101 videos (a Kinetics model) or in the synthetic world."""
+    from hartutor.errors import ArgumentError
+    from hartutor.table1 import kinetics_table1, world_table1
+
+    if args.world == (args.root is not None):
+        raise ArgumentError("give a UCF101 folder (ROOT) or --world, not both and not neither")
+    if args.world:
+        table = world_table1(clips_per_class=args.clips_per_class, seed=args.seed)
+    else:
+        table = kinetics_table1(
+            args.root,
+            weights=args.weights,
+            videos=args.videos,
+            split=args.split,
+            limit=args.limit,
+            num_frames=args.frames,
+            download=not args.no_download,
+        )
+    print(table.markdown())
+    print(f"\n{table.source}: {table.score}")
+    compared = table.compared()
+    if compared:
+        same = sum(r.predicted.lower() == r.poster.predicted.lower() for r in compared)
+        print(f"the poster's prediction repeated on {same} of the {len(compared)} videos it scored")
+    return 0
+
+
 def _cmd_frozen(args: argparse.Namespace) -> int:
     """The poster's I3D + Xception late fusion by the frozen-feature route (linear heads)."""
     from hartutor.features import HeadConfig, pretrained_stream, reproduce_fusion
@@ -573,11 +611,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=FRAMES, default=16, help="frames to sample")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("params", help="parameters and GFLOPs of every model vs the poster")
+    p = sub.add_parser("params", help="the poster's Table 2: its figures, the papers', hartutor's")
     p.add_argument("--preset", choices=["paper", "tiny"], default="paper")
     p.add_argument("--classes", type=CLASSES, default=101, help="classifier size (default 101)")
-    p.add_argument("--format", choices=["markdown", "text"], default="markdown")
+    p.add_argument(
+        "--format",
+        choices=["markdown", "text"],
+        default="markdown",
+        help="markdown (default, paper preset): the poster's Table 2 completed; text: the "
+        "measured models only",
+    )
+    p.add_argument(
+        "--flow-rate",
+        action="store_true",
+        help="measure TV-L1 optical flow here and price the flow of the two-stream rows",
+    )
     p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("table1", help="the poster's Table 1: Kinetics predictions on UCF101 videos")
+    p.add_argument("root", nargs="?", type=Path, default=None, help="a UCF101 folder")
+    p.add_argument("--world", action="store_true", help="the synthetic transfer world instead")
+    p.add_argument("--weights", default="i3d_rgb_kinetics600_scratch", help="a Kinetics entry")
+    p.add_argument("--videos", choices=["poster", "test"], default="poster")
+    p.add_argument("--split", type=int, choices=[1, 2, 3], default=1)
+    p.add_argument("--limit", type=CLIPS, default=None, help="test videos to score (default all)")
+    p.add_argument("--frames", type=FRAMES, default=None, help="frames per clip (default weights')")
+    p.add_argument("--clips-per-class", type=CLIPS, default=1, help="--world: clips per class")
+    p.add_argument("--seed", type=SEED, default=0, help="--world: seed of the clips")
+    p.add_argument("--no-download", action="store_true", help="use cached weights only")
+    p.set_defaults(func=_cmd_table1)
 
     p = sub.add_parser("train", help="train a model on the synthetic set or a UCF101-style folder")
     p.add_argument(

@@ -30,6 +30,7 @@ checkpoint index against hartutor's I3D, variable by variable).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -43,19 +44,27 @@ from hartutor.errors import HartutorError
 from hartutor.models.layers import InputSpec
 
 __all__ = [
+    "EXTRA_ROWS",
     "POSTER_CLAIMS",
     "POSTER_SOURCE",
+    "POSTER_TABLE2",
+    "POSTER_TITLE",
     "TABLE_MODELS",
     "Claim",
+    "FlowRate",
     "InflationRow",
     "LayerCost",
     "ModelRow",
+    "PaperFigure",
+    "PosterRow",
     "RowSpec",
+    "Table2Row",
     "breakdown_figure",
     "breakdown_markdown",
     "count_flops",
     "count_parameters",
     "example_inputs",
+    "flow_rate",
     "format_table",
     "inflation_markdown",
     "inflation_table",
@@ -63,13 +72,18 @@ __all__ = [
     "measure_row",
     "parameter_breakdown",
     "parameter_table",
+    "poster_table2",
+    "record_command",
+    "table2_markdown",
     "xception_flows",
 ]
 
 MISSING = "—"
-POSTER_SOURCE = (
-    "the I3D + Xception late-fusion poster (Table 2 and text) that hartutor's course follows"
+#: The poster the course follows, by author and title (quoted wherever one of its figures is).
+POSTER_TITLE = (
+    "A general overview of SpatioTemporal Fusion Techniques for Human Activity Recognition"
 )
+POSTER_SOURCE = f'S. Bose (University of Calcutta), "{POSTER_TITLE}", research poster'
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,8 @@ class Claim:
         return self.text
 
 
-# What the poster states, by hartutor model name. Nothing else is known about its Table 2.
+# What the poster states in its text, by hartutor model name; its Table 2 row by row is
+# :data:`POSTER_TABLE2`.
 POSTER_CLAIMS: dict[str, dict[str, Claim]] = {
     "i3d_xception_fusion": {
         "params": Claim("~31M", number=31e6),
@@ -132,6 +147,9 @@ class ModelRow:
     notes: tuple[str, ...] = ()
     error: str | None = None
     seconds: float = 0.0
+    #: optical flow fields one clip needs (0: the model takes no flow) and their size (H, W)
+    flow_fields: int = 0
+    flow_size: tuple[int, int] | None = None
 
     @property
     def gmacs(self) -> float | None:
@@ -275,6 +293,9 @@ def measure_row(
         inputs = example_inputs(model, device=device)
         params = count_parameters(model)
         flops, per_module = count_flops(model, inputs)
+        flow = inputs.get("flow") if isinstance(inputs, Mapping) else None
+        if flow is None and tuple(getattr(model, "input_keys", ())) == ("flow",):
+            flow = inputs
         notes += _per_frame_note(model, flops, device) + _stream_notes(model, per_module)
     except (KeyError, HartutorError, RuntimeError, ValueError, TypeError) as err:
         notes.append(f"not measured: {type(err).__name__}: {err}")
@@ -294,6 +315,8 @@ def measure_row(
         gflops=flops / 1e9,
         notes=tuple(notes),
         seconds=time.perf_counter() - start,
+        flow_fields=0 if flow is None else int(flow.shape[2]),
+        flow_size=None if flow is None else (int(flow.shape[3]), int(flow.shape[4])),
     )
 
 
@@ -375,6 +398,418 @@ def format_table(rows: Sequence[ModelRow], fmt: Literal["markdown", "text"] = "m
         | {c.source for claims in POSTER_CLAIMS.values() for c in claims.values()}
     )
     lines += [f"Poster figures: {s}." for s in sources]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the poster's Table 2
+# Every row of the poster's Table 2 in its order, with what the poster prints, what the original
+# paper published, what hartutor counts for its paper-size build, what its tiny preset measured on
+# the synthetic set (a result record), and for flow models what the optical flow costs.
+
+
+@dataclass(frozen=True)
+class PaperFigure:
+    """An original paper's own published UCF101 top-1, with its setting and where it was read.
+
+    ``text`` is ``"not confirmed"`` when no source could be read to check a figure: the course
+    does not quote a number it could not check.
+    """
+
+    text: str
+    setting: str
+    citation: str
+    checked_at: str = ""  # where the figure was read (a URL), empty when not confirmed
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.checked_at) and self.text != NOT_CONFIRMED
+
+
+NOT_CONFIRMED = "not confirmed"
+
+
+@dataclass(frozen=True)
+class PosterRow:
+    """One row of the poster's Table 2, as printed, and the hartutor model that builds it."""
+
+    number: int
+    name: str  # the poster's name for the model
+    params: Claim
+    top1: Claim
+    model: str  # hartutor registry name
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    record: str = ""  # result record of the tiny preset (hartutor/assets/results/<record>.json)
+    paper: PaperFigure | None = None
+    note: str = ""  # where the poster and the paper disagree, and the likely explanation
+
+
+def _poster(text: str, number: float | None = None) -> Claim:
+    return Claim(text, source=f"{POSTER_SOURCE}, Table 2", number=number)
+
+
+_I3D_TABLE1 = (
+    "the figure matches, to our reading, the parameter column of Carreira & Zisserman 2017 "
+    "(Quo Vadis), Table 1, which counts their own re-implementations of the earlier "
+    "architectures (not checked against the paper's text from here)"
+)
+
+#: The poster's Table 2, its eight rows in its order (the top-1 cells keep its asterisks, which
+#: the poster does not explain).
+POSTER_TABLE2: tuple[PosterRow, ...] = (
+    PosterRow(
+        1,
+        "LSTM",
+        _poster("9 Million", 9e6),
+        _poster("68.2%*"),
+        "lrcn",
+        record="lrcn_tiny",
+        paper=PaperFigure(
+            NOT_CONFIRMED,
+            "LRCN (CaffeNet features into an LSTM), RGB frames, ImageNet-pretrained CNN",
+            "Donahue et al. 2015, Long-term Recurrent Convolutional Networks (CVPR)",
+        ),
+        note=(
+            "LRCN's CaffeNet + LSTM is far larger than 9M (hartutor counts its paper build "
+            "above); likely explanation: " + _I3D_TABLE1 + ", an LSTM on Inception-v1 features, "
+            "while the top-1 is quoted from LRCN"
+        ),
+    ),
+    PosterRow(
+        2,
+        "3D CNN",
+        _poster("79 Million", 79e6),
+        _poster("65.4%"),
+        "karpathy",
+        {"fusion": "slow"},
+        record="karpathy_slow_tiny",
+        paper=PaperFigure(
+            "63.3%",
+            "slow fusion pretrained on Sports-1M, top layers retrained on UCF101, RGB only "
+            "(the abstract's figure; 43.9% for the same network trained on UCF101 alone)",
+            "Karpathy et al. 2014, Large-scale Video Classification with CNNs (CVPR)",
+            "https://cs.stanford.edu/people/karpathy/deepvideo/",
+        ),
+        note=(
+            "the poster's 65.4% is not the abstract's 63.3% (the paper reports several "
+            "transfer settings; which one is quoted is not said); 79M: " + _I3D_TABLE1 + ", "
+            "whose 3D-ConvNet is a C3D-style network, not Karpathy's"
+        ),
+    ),
+    PosterRow(
+        3,
+        "Two Stream",
+        _poster("12 Million", 12e6),
+        _poster("86.9%*^"),
+        "two_stream",
+        record="two_stream_tiny",
+        paper=PaperFigure(
+            "88.0%",
+            "two-stream (RGB + 10 stacked optical flow fields), ImageNet-pretrained spatial "
+            "stream, scores fused by an SVM, mean of the 3 splits (fusion by averaging: "
+            "not confirmed here)",
+            "Simonyan & Zisserman 2014, Two-Stream Convolutional Networks (NeurIPS)",
+            "https://beta.hyper.ai/en/papers/1406.2199",
+        ),
+        note=(
+            "each CNN-M-2048 stream alone is about 90M parameters (hartutor counts both "
+            "above); 12M is an Inception-v1-sized two-stream: " + _I3D_TABLE1 + ". It is not "
+            "RGB only, as the column's title says: its flow stream needs optical flow"
+        ),
+    ),
+    PosterRow(
+        4,
+        "C3D",
+        _poster("73 Million", 73e6),
+        _poster("82.3%"),
+        "c3d",
+        record="c3d_tiny",
+        paper=PaperFigure(
+            "85.2%",
+            "RGB only, fc6 features of 3 C3D nets + linear SVM, Sports-1M pretrained "
+            "(one net fine-tuned from Sports-1M: about 82%, as Tran et al. 2017 recall it)",
+            "Tran et al. 2015, Learning Spatiotemporal Features with 3D ConvNets (ICCV), Table 1",
+            "https://www.scribd.com/document/486343302 (Table 1); the 82%: "
+            "https://docobook.com/convnet-architecture-search-for-spatiotemporal-feature-learn.html",
+        ),
+        note=(
+            "the poster's 82.3% is a single-network figure, about the 82% Tran et al. 2017 "
+            "quote; the parameter count depends on the classifier (487 Sports-1M classes or "
+            "101) and on whether fc6/fc7 are counted"
+        ),
+    ),
+    PosterRow(
+        5,
+        "Res3D",
+        _poster("33 Million", 33e6),
+        _poster("85.8%"),
+        "res3d",
+        record="res3d_tiny",
+        paper=PaperFigure(
+            "85.8%",
+            "Res3D (3D ResNet-18) pretrained on Sports-1M, UCF101 test (split as listed by "
+            "the benchmark page; not confirmed against the paper's table)",
+            "Tran et al. 2017, ConvNet Architecture Search for Spatiotemporal Feature Learning",
+            "https://www.wizwand.com/paper/68fa639c1e209131ce9ffa5d",
+        ),
+        note="33M is torchvision's r3d_18 at 101 classes (33,218,085)",
+    ),
+    PosterRow(
+        6,
+        "T3D",
+        _poster("25 Million**", 25e6),
+        _poster("71.4%"),
+        "t3d",
+        record="t3d_tiny",
+        paper=PaperFigure(
+            NOT_CONFIRMED,
+            "T3D (3D DenseNet-121 + temporal transition layers), 32 RGB frames at 224x224; "
+            "trained from scratch on UCF101, or transferred from a 2D ImageNet network and "
+            "Kinetics",
+            "Diba et al. 2017, Temporal 3D ConvNets (arXiv:1711.08200)",
+        ),
+        note=(
+            "the poster's double asterisk is not explained on the poster; 71.4% would fit a "
+            "network trained from scratch on UCF101 rather than T3D's pretrained results "
+            "(not confirmed)"
+        ),
+    ),
+    PosterRow(
+        7,
+        "I3D",
+        _poster("25 Million", 25e6),
+        _poster("88.8%*^^"),
+        "i3d",
+        record="i3d_tiny",
+        paper=PaperFigure(
+            "98.0%",
+            "Two-Stream I3D (RGB + optical flow), pretrained on ImageNet then Kinetics, "
+            "fine-tuned (the abstract's figure; RGB-only figures not confirmed here)",
+            "Carreira & Zisserman 2017, Quo Vadis, Action Recognition? (CVPR)",
+            "https://www.arxiv-vanity.com/papers/1705.07750/",
+        ),
+        note=(
+            "one I3D stream is about 12.4M parameters; 25M is two of them, RGB and flow "
+            "(the Two-Stream I3D), while the poster's column is titled RGB and its fusion uses "
+            "the RGB stream alone"
+        ),
+    ),
+    PosterRow(
+        8,
+        "Ours",
+        _poster("31 Million", 31e6),
+        _poster("87.5%"),
+        "i3d_xception_fusion",
+        record="i3d_xception_fusion_tiny",
+        paper=PaperFigure(
+            "87.5%",
+            "the poster's own result: Kinetics-600 I3D + ImageNet Xception, softmax mean",
+            "the poster itself (no separate paper)",
+            "the poster's Table 2",
+        ),
+        note=(
+            "I3D (12.4M) + Xception (21.0M) is 33.4M at 101 classes; no usual way of counting "
+            "gives 31M (notebook 07)"
+        ),
+    ),
+)
+
+#: hartutor's models after the poster's eight rows (a model not in this installation's registry
+#: shows a row of dashes that says so).
+EXTRA_ROWS: tuple[RowSpec, ...] = (
+    RowSpec("Single-frame CNN", "single_frame", {}, "ResNet-50 per frame, scores averaged"),
+    RowSpec("Xception", "xception", {}, "per-frame 2D, depthwise-separable convolutions"),
+    RowSpec("TSN", "tsn", {}, "Wang et al. 2016: segment sampling and consensus"),
+    RowSpec("Conv. two-stream fusion", "conv_fusion", {}, "Feichtenhofer et al. 2016"),
+)
+
+
+@dataclass(frozen=True)
+class FlowRate:
+    """A measured optical-flow speed: ``fields_per_second`` flow fields of ``size`` (H, W)."""
+
+    method: str
+    size: tuple[int, int]
+    fields_per_second: float
+
+    def __post_init__(self) -> None:
+        if not (self.fields_per_second > 0 and math.isfinite(self.fields_per_second)):
+            raise TableError(f"fields_per_second must be a positive number, got {self}")
+
+    def cost_note(self, fields: int, size: tuple[int, int] | None) -> str:
+        """What ``fields`` flow fields of one clip cost at this rate, in words."""
+        seconds = fields / self.fields_per_second
+        scale = ""
+        if size is not None and tuple(size) != tuple(self.size):
+            scale = (
+                f" (measured at {self.size[0]}x{self.size[1]}, the clip's are {size[0]}x{size[1]})"
+            )
+        return (
+            f"{fields} {self.method} flow fields per clip at {self.fields_per_second:.3g} fields/s "
+            f"measured = {seconds:.3g} s of flow per clip, at most {1 / seconds:.3g} clips/s "
+            f"before the network runs{scale}"
+        )
+
+
+def flow_rate(method: str = "tvl1", size: tuple[int, int] = (224, 224), pairs: int = 4) -> FlowRate:
+    """Measure optical flow's speed here with :func:`hartutor.flow.measure_flow_rate`
+    (imported when called, so the table works in an installation without it)."""
+    try:
+        from hartutor.flow import measure_flow_rate
+    except ImportError as err:
+        raise TableError(
+            "hartutor.flow.measure_flow_rate is not in this installation: pass a measured "
+            f"FlowRate instead ({err})"
+        ) from None
+    size = (int(size[0]), int(size[1]))
+    return FlowRate(method, size, float(measure_flow_rate(method, size, pairs)))
+
+
+@dataclass(frozen=True)
+class Table2Row:
+    """One row of Table 2: the poster's figures, the paper's, hartutor's measurements."""
+
+    measured: ModelRow
+    poster: PosterRow | None = None  # None: one of hartutor's extra models
+    tiny: Any = None  # hartutor.records.EvaluationRecord of the tiny preset, or None
+    tiny_note: str = ""
+    flow_note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.poster.name if self.poster is not None else self.measured.label
+
+
+def record_command(record: str) -> str:
+    """The command that writes the result record ``record`` from its shipped checkpoint."""
+    return (
+        f"hartutor --threads 1 evaluate hartutor/assets/checkpoints/{record}.pt --clips 520 "
+        f"--diagnostics --json hartutor/assets/results/{record}.json --quiet"
+    )
+
+
+def _tiny(record: str, model: str, records: Mapping[str, Any]) -> tuple[Any, str]:
+    found = records.get(record)
+    if found is None:
+        return None, f"no result record {record}.json: `{record_command(record)}` makes it"
+    if found.model != model:
+        return None, f"record {record}.json is of model {found.model!r}, not {model!r}"
+    return found, f"{found.clips} synthetic clips, seed {found.seed}, {found.measured}"
+
+
+def poster_table2(
+    *,
+    num_classes: int = 101,
+    flow_rate: FlowRate | None = None,
+    records: Mapping[str, Any] | None = None,
+    extras: Sequence[RowSpec] = EXTRA_ROWS,
+    device: str = "meta",
+) -> list[Table2Row]:
+    """The poster's Table 2 completed: its eight rows in order, then ``extras``.
+
+    Each model is built at its paper size on ``device`` and measured (:func:`measure_row`);
+    ``records`` (default :func:`hartutor.records.read_records`) give the tiny presets' top-1 on
+    the synthetic set; ``flow_rate`` (measured optical-flow speed) prices the flow of every row
+    whose model takes flow. A model missing from the registry gives a row of dashes that says so.
+    """
+    from hartutor.validation import NUM_CLASSES
+
+    NUM_CLASSES(num_classes, "num_classes")
+    if records is None:
+        from hartutor.records import read_records
+
+        records = read_records()
+    rows: list[Table2Row] = []
+    specs = [(p, RowSpec(p.name, p.model, p.kwargs)) for p in POSTER_TABLE2]
+    specs += [(None, spec) for spec in extras]
+    from hartutor.models import list_models
+
+    known = set(list_models())
+    for poster, spec in specs:
+        if spec.model in known:
+            measured = measure_row(spec, num_classes=num_classes, device=device)
+        else:  # another branch of the course brings it; the row says so and waits
+            error = f"model {spec.model!r} is not in this installation's registry"
+            measured = ModelRow(spec.label, spec.model, MISSING, None, None, error=error)
+        if poster is not None:
+            measured = replace(measured, poster_params=poster.params, poster_top1=poster.top1)
+        record = poster.record if poster is not None else f"{spec.model}_tiny"
+        tiny, tiny_note = _tiny(record, spec.model, records)
+        flow_note = ""
+        if measured.flow_fields:
+            flow_note = (
+                flow_rate.cost_note(measured.flow_fields, measured.flow_size)
+                if flow_rate is not None
+                else f"{measured.flow_fields} optical flow fields per clip (speed not measured: "
+                "pass flow_rate)"
+            )
+        rows.append(Table2Row(measured, poster, tiny, tiny_note, flow_note))
+    return rows
+
+
+def _paper_cell(paper: PaperFigure | None, ref: int) -> str:
+    if paper is None:
+        return MISSING
+    return f"{paper.text} [{ref}]"
+
+
+def table2_markdown(rows: Sequence[Table2Row]) -> str:
+    """Table 2 as Markdown, with the papers' settings and citations, the disagreements, the
+    flow costs and the measurement notes underneath."""
+    header = [
+        "#",
+        "Model (poster)",
+        "hartutor model",
+        "Params (poster)",
+        "UCF101 top-1 (poster)",
+        "UCF101 top-1 (paper)",
+        "Params (hartutor, paper size)",
+        "GFLOPs/clip",
+        "Top-1, tiny preset (synthetic)",
+    ]
+    body, notes = [], []
+    for i, row in enumerate(rows, 1):
+        m, p = row.measured, row.poster
+        tiny = f"{row.tiny.top1:.1%}" if row.tiny is not None else MISSING
+        body.append(
+            [
+                str(p.number) if p is not None else "+",
+                row.name,
+                m.model + ("" if m.error is None else " (not built)"),
+                str(p.params) if p is not None else MISSING,
+                str(p.top1) if p is not None else MISSING,
+                _paper_cell(p.paper if p is not None else None, i),
+                _format_params(m.params),
+                _format_gflops(m.gflops),
+                tiny,
+            ]
+        )
+        parts = []
+        if p is not None and p.paper is not None:
+            where = f"read at {p.paper.checked_at}" if p.paper.checked_at else "no source read"
+            parts.append(f"[{i}] {p.paper.citation}: {p.paper.setting} ({where})")
+        if m.error is not None:
+            parts.append(f"not measured: {m.error}")
+        if p is not None and p.note:
+            parts.append(f"poster vs paper: {p.note}")
+        if m.params is not None and p is not None and p.params.number:
+            diff = (m.params - p.params.number) / p.params.number
+            parts.append(
+                f"hartutor counts {m.params / 1e6:.1f}M against the poster's {p.params} "
+                f"({diff:+.0%}, {m.input})"
+            )
+        if row.flow_note:
+            parts.append(f"optical flow: {row.flow_note}")
+        parts.append(f"tiny preset: {row.tiny_note}")
+        notes.append(f"- **{row.name}**: " + "; ".join(parts))
+    lines = [markdown_table(header, body), "", *notes, ""]
+    lines.append(
+        f"Poster columns: {POSTER_SOURCE}, Table 2, as printed (its asterisks are not explained "
+        "there). Paper column: the original paper's own figure, with its setting; "
+        f"'{NOT_CONFIRMED}' where no source could be read to check one. hartutor columns: "
+        "parameters and GFLOPs (2 x multiply-adds, batch 1) of the paper-size build counted on "
+        "PyTorch's meta device; tiny top-1 from the result records in hartutor/assets/results "
+        "(13 synthetic classes: not comparable with UCF101)."
+    )
     return "\n".join(lines)
 
 

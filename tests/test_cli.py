@@ -89,10 +89,15 @@ def test_show_on_a_real_clip(fixture_videos: Path, tmp_path: Path, fixture_name:
 
 
 def test_params_prints_the_table_with_measured_and_claimed_counts():
-    result = _hartutor("params", "--classes", "101")
+    result = _hartutor("params", "--classes", "101", "--format", "text")
     assert result.returncode == 0, result.stderr
-    assert "| C3D | 16x112x112 RGB | 78.4M |" in result.stdout
+    assert "C3D                    16x112x112 RGB                    78.4M" in result.stdout
     assert "~31M" in result.stdout and "I3D + Xception fusion" in result.stdout
+    table2 = _hartutor("params")  # the poster's Table 2, completed
+    assert table2.returncode == 0, table2.stderr
+    assert "| 4 | C3D | c3d | 73 Million | 82.3% |" in table2.stdout
+    assert "| 8 | Ours | i3d_xception_fusion | 31 Million | 87.5% |" in table2.stdout
+    assert "A general overview of SpatioTemporal Fusion Techniques" in table2.stdout
 
 
 def test_train_then_evaluate_from_the_command_line(tmp_path: Path, capsys):

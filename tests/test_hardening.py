@@ -583,6 +583,10 @@ WORK = [
     ("hartutor.synth", "generate_dataset"),
     ("hartutor.viz", "show"),
     ("hartutor.params", "parameter_table"),
+    ("hartutor.params", "poster_table2"),
+    ("hartutor.params", "flow_rate"),
+    ("hartutor.table1", "kinetics_table1"),
+    ("hartutor.table1", "world_table1"),
     ("hartutor.models", "build_model"),
     ("hartutor.train", "fuse_checkpoints"),
     ("hartutor.demo", "run_demo"),
@@ -623,7 +627,26 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     ),
     "params": (
         [],
-        {"--preset": ["paper", "tiny", "big"], "--classes": [], "--format": ["text", "csv"]},
+        {
+            "--preset": ["paper", "tiny", "big"],
+            "--classes": [],
+            "--format": ["text", "csv"],
+            "--flow-rate": None,
+        },
+    ),
+    "table1": (
+        ["nowhere", "."],
+        {
+            "--world": None,
+            "--weights": ["i3d_rgb_kinetics600_scratch", "xception_imagenet1k_tf", "nosuch"],
+            "--videos": ["poster", "test", "all"],
+            "--split": [],
+            "--limit": [],
+            "--frames": [],
+            "--clips-per-class": [],
+            "--seed": [],
+            "--no-download": None,
+        },
     ),
     "train": (
         ["c3d", "i3d", "nosuch", "two_stream"],
