@@ -660,6 +660,26 @@ def attribution_section(settings: Settings, machine: Machine) -> report.Section:
     return printed_section("attribution", "Attribution methods", lines)
 
 
+def _pretrained_note() -> str:
+    """Whether notebook 08's pretrained cells ran on cached weights (as on Binder) or fell back."""
+    from hartutor.pretrained_explain import PRETRAINED_STREAMS, missing_weights
+    from hartutor.weights import weights_files
+    from hartutor.weights.download import is_standin
+
+    missing = missing_weights()
+    if missing:
+        return (
+            f"The pretrained weights ({', '.join(missing)}) were not in the cache, so notebook "
+            "08's real-clip cell ran its tiny-model fallback (Binder downloads them)."
+        )
+    files = [f for name in PRETRAINED_STREAMS.values() for f in weights_files(name, download=False)]
+    kind = "stand-ins of the same size, random values" if any(map(is_standin, files)) else "real"
+    return (
+        f"The pretrained weights were in the cache ({kind}), as on Binder, so notebook 08 ran "
+        "the full-size I3D and Xception on a real clip."
+    )
+
+
 def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
     """Every tutorial notebook in fast mode on one core: wall time and kernel peak memory."""
     prefixes = settings.notebooks or (("00", "index") if settings.quick else ())
@@ -685,6 +705,7 @@ def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
         scope = " `--quick` runs two notebooks only."
     else:
         scope = ""
+    scope += " " + _pretrained_note()
     lines = [
         measured_line(machine, load.others_cores, [1]),
         "",
@@ -696,7 +717,8 @@ def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
         "",
         report.target_line(
             within,
-            "(the course's own) every notebook under 5 minutes and 1 GB on one core: slowest "
+            f"(the course's own) {'each of ' + whole if partial else 'every notebook'} under 5 "
+            "minutes and 1 GB on one core: slowest "
             f"{slowest['notebook']} {slowest['wall_s']:.0f} s, largest "
             f"{largest['notebook']} {largest['kernel_peak_mb']:.0f} MB.",
         ),

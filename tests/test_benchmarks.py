@@ -317,7 +317,8 @@ def test_the_notebooks_section_can_measure_some_notebooks_and_says_so(monkeypatc
     text = section.render()
     assert measured == [p.name for p in bench_notebooks.select(("08", "09"))] and len(measured) == 2
     assert "This run measured only 08_" in text and "`--notebooks 08 09`" in text
-    assert "these 2 notebooks under 30 minutes" in text and "1 GB" in text
+    assert "these 2 notebooks under 30 minutes" in text
+    assert "each of these 2 notebooks under 5 minutes and 1 GB" in text
     with pytest.raises(SystemExit, match="no tutorial notebook"):
         run_all.notebooks_section(
             run_all.Settings(False, 1, 0.0, None, notebooks=("zz",)), run_all.describe_machine(1)
