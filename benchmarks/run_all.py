@@ -70,6 +70,7 @@ class Settings:
     threads: int
     wait_quiet: float
     runner: Runner
+    notebooks: tuple[str, ...] = ()  # name prefixes: measure only these notebooks
 
     @property
     def repeats(self) -> int:
@@ -659,9 +660,32 @@ def attribution_section(settings: Settings, machine: Machine) -> report.Section:
     return printed_section("attribution", "Attribution methods", lines)
 
 
+def _pretrained_note() -> str:
+    """Whether notebook 08's pretrained cells ran on cached weights (as on Binder) or fell back."""
+    from hartutor.pretrained_explain import PRETRAINED_STREAMS, missing_weights
+    from hartutor.weights import weights_files
+    from hartutor.weights.download import is_standin
+
+    missing = missing_weights()
+    if missing:
+        return (
+            f"The pretrained weights ({', '.join(missing)}) were not in the cache, so notebook "
+            "08's real-clip cell ran its tiny-model fallback (Binder downloads them)."
+        )
+    files = [f for name in PRETRAINED_STREAMS.values() for f in weights_files(name, download=False)]
+    kind = "stand-ins of the same size, random values" if any(map(is_standin, files)) else "real"
+    return (
+        f"The pretrained weights were in the cache ({kind}), as on Binder, so notebook 08 ran "
+        "the full-size I3D and Xception on a real clip."
+    )
+
+
 def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
     """Every tutorial notebook in fast mode on one core: wall time and kernel peak memory."""
-    notebooks = bench_notebooks.select(("00", "index") if settings.quick else ())
+    prefixes = settings.notebooks or (("00", "index") if settings.quick else ())
+    notebooks = bench_notebooks.select(prefixes)
+    if not notebooks:
+        raise SystemExit(f"no tutorial notebook starts with {' or '.join(prefixes)}")
     say(f"[notebooks] {len(notebooks)} notebooks, fast mode, one core")
     with LoadMonitor() as load:
         rows = bench_notebooks.measure(notebooks, 0, progress=say)  # core 0 where taskset exists
@@ -669,20 +693,32 @@ def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
     within = all(bench_notebooks.within_limits(row) for row in rows)
     largest = max(rows, key=lambda row: row["kernel_peak_mb"])
     slowest = max(rows, key=lambda row: row["wall_s"])
-    whole = "the whole course" if not settings.quick else f"these {len(rows)} notebooks"
+    partial = bool(prefixes)
+    whole = f"these {len(rows)} notebooks" if partial else "the whole course"
+    if settings.notebooks:
+        scope = (
+            f" This run measured only {', '.join(row['notebook'] for row in rows)} "
+            f"(`--notebooks {' '.join(settings.notebooks)}`); run without `--notebooks` for "
+            "the whole course."
+        )
+    elif settings.quick:
+        scope = " `--quick` runs two notebooks only."
+    else:
+        scope = ""
+    scope += " " + _pretrained_note()
     lines = [
         measured_line(machine, load.others_cores, [1]),
         "",
         "`benchmarks/bench_notebooks.py`: each notebook executed in fast mode by `nbclient` in a "
         "fresh kernel, pinned to one core (`taskset -c 0`, `OMP_NUM_THREADS=1`: a Binder "
-        "session); *kernel peak RSS* is the kernel process's maximum resident memory."
-        + (" `--quick` runs two notebooks only." if settings.quick else ""),
+        "session); *kernel peak RSS* is the kernel process's maximum resident memory." + scope,
         "",
         bench_notebooks.table(rows),
         "",
         report.target_line(
             within,
-            "(the course's own) every notebook under 5 minutes and 1 GB on one core: slowest "
+            f"(the course's own) {'each of ' + whole if partial else 'every notebook'} under 5 "
+            "minutes and 1 GB on one core: slowest "
             f"{slowest['notebook']} {slowest['wall_s']:.0f} s, largest "
             f"{largest['notebook']} {largest['kernel_peak_mb']:.0f} MB.",
         ),
@@ -735,6 +771,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds a row may wait for a quiet machine (default 10 quick, 90 full)",
     )
     parser.add_argument("--no-write", action="store_true", help="print tables only")
+    parser.add_argument(
+        "--notebooks",
+        nargs="+",
+        default=(),
+        metavar="PREFIX",
+        help="notebooks section: only the notebooks whose names start so (e.g. 08 09)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -748,6 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=threads,
         wait_quiet=wait,
         runner=quiet_runner(wait, retries=0 if args.quick else 1),
+        notebooks=tuple(args.notebooks),
     )
     machine = describe_machine(threads)
     say(report.section_body(machine_section(settings, machine).render()))

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hartutor.models import build_model
-from hartutor.models.fusion import ClipAdapter, fuse_scores
+from hartutor.models.fusion import ClipAdapter, LateFusion, fuse_scores
 from hartutor.models.layers import InputSpec
 from hartutor.synth.dataset import SyntheticActions
 from hartutor.synth.world import (
@@ -529,16 +529,371 @@ def fusion_report(temporal: nn.Module, frame: nn.Module, test: StreamSet) -> Fus
     return FusionReport(test.class_names, test.labels, logits)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], *, percent: bool = True) -> str:
-    """Rows of dicts as a Markdown table; floats as percentages."""
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], *, percent: bool = True, digits: int | None = None
+) -> str:
+    """Rows of dicts as a Markdown table; floats as percentages (or, with ``percent=False``
+    and ``digits``, rounded to that many significant digits)."""
     if not rows:
         return ""
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
         cells = [
-            f"{100 * v:.1f}%" if percent and isinstance(v, float) else str(v)
+            f"{100 * v:.1f}%"
+            if percent and isinstance(v, float)
+            else f"{v:.{digits}g}"
+            if digits is not None and isinstance(v, float)
+            else str(v)
             for v in (row[k] for k in keys)
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ attribution
+
+
+def world_fusion(
+    paths: Mapping[str, str | Path] | None = None,
+) -> tuple[LateFusion, list[str]]:
+    """The fine-tuned target streams (default: the shipped :data:`TARGET_CHECKPOINTS`) as one
+    :class:`~hartutor.models.fusion.LateFusion` whose adapters give each stream its own input
+    from one 16x96x96 clip in [-1, 1], so :func:`hartutor.explain.explain` with
+    ``stream="temporal"`` or ``"frame"`` attributes each stream on what it sees."""
+
+    streams, names = {}, []
+    for kind in STREAMS:
+        path = (paths or {}).get(kind, CHECKPOINT_DIR / TARGET_CHECKPOINTS[kind])
+        streams[kind], names = load_stream(kind, path)
+    fusion = LateFusion(streams, mode="softmax_mean", adapters=stream_adapters())
+    fusion.input_spec = InputSpec(
+        CLIP_FRAMES,
+        (CLIP_SIZE, CLIP_SIZE),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        description=f"{CLIP_FRAMES} frames of {CLIP_SIZE}x{CLIP_SIZE}, cut for each stream",
+    )
+    return fusion.eval(), names
+
+
+def clip_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames ``(T, H, W, 3)`` as the fusion's input ``(3, T, H, W)`` in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1
+
+
+def stream_mask(kind: StreamKind, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A clip-sized mask ``(T, H, W)`` seen as stream ``kind`` sees the clip: the stream's own
+    adapter samples its frames and resizes them, so a pixel of a 32x32 frame gets the
+    fraction of it the region covers. Returns float ``(T', H', W')`` in [0, 1]."""
+    m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
+    with torch.no_grad():
+        return stream_adapters()[kind](m[None, None])[0, 0].clamp_(0.0, 1.0)
+
+
+def mass_on(heat: torch.Tensor | np.ndarray, mask: torch.Tensor) -> float:
+    """The fraction of a non-negative heat map ``(T, H, W)`` that lies on ``mask`` (weights in
+    [0, 1], same shape); NaN when the heat is all zero."""
+    h = torch.as_tensor(np.asarray(heat), dtype=torch.float64)
+    total = float(h.sum())
+    return float((h * mask.double()).sum()) / total if total > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class RegionMass:
+    """Where one stream's attribution of its true-class score lies, on one clip.
+
+    ``heat``: ``|attribution|`` summed over channels, ``(T, H, W)`` on the stream's input;
+    ``masks``: ``"object"`` and ``"limb"`` (the limbs that move in the moving clip) on the same
+    grid, in [0, 1] (:func:`stream_mask`). ``still``: the still twin of the clip (same figure,
+    first pose held). ``probability``: the stream's p(true class) on the clip, for reading the
+    map of a stream that is unsure apart from one that is right. ``side`` in the methods pools
+    heat and masks to a coarser square grid first (``side=32``: both streams measured at the
+    temporal stream's resolution)."""
+
+    action: str
+    family: str
+    seed: int
+    stream: str
+    still: bool
+    heat: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    probability: float = math.nan  # the stream's softmax probability of the true class
+
+    def _grid(self, x: torch.Tensor, side: int | None) -> torch.Tensor:
+        if side is None or x.shape[-1] == side:
+            return x
+        return torch.nn.functional.adaptive_avg_pool2d(x[None].float(), side)[0]
+
+    def mass(self, region: str, side: int | None = None) -> float:
+        """The fraction of the heat on ``region``."""
+        return mass_on(self._grid(self.heat, side), self._grid(self.masks[region], side))
+
+    def area(self, region: str, side: int | None = None) -> float:
+        """The fraction of the input ``region`` covers: what an attribution spread evenly (or
+        at random) would put there."""
+        return float(self._grid(self.masks[region], side).mean())
+
+    def enrichment(self, region: str, side: int | None = None) -> float:
+        """mass / area: 1 is what an even spread gives, above 1 a concentration (NaN when the
+        clip has no such region)."""
+        area = self.area(region, side)
+        return self.mass(region, side) / area if area > 0 else math.nan
+
+
+def region_masses(
+    fusion: nn.Module,
+    class_names: Sequence[str],
+    actions: Sequence[str],
+    seeds: Sequence[int] = (0,),
+    *,
+    method: str = "saliency",
+    still: bool = True,
+    **explain_options: Any,
+) -> list[RegionMass]:
+    """Attribute each stream's true-class score on clips of ``actions`` (16x96x96, no camera
+    motion, so what moves is the figure) and measure its mass on the held object and on the
+    moving limbs (:mod:`hartutor.synth.regions`), with each region's area; ``still`` adds each
+    clip's still twin."""
+    from hartutor.explain import explain
+    from hartutor.synth import render_clip
+    from hartutor.synth.regions import limb_mask, moving_parts, object_mask
+
+    rows = []
+    for action in actions:
+        target = list(class_names).index(action)
+        for seed in seeds:
+            moving = render_clip(
+                action,
+                seed,
+                num_frames=CLIP_FRAMES,
+                size=CLIP_SIZE,
+                with_flow=True,
+                camera_motion=False,
+            )
+            parts = moving_parts(moving)
+            variants = [(False, moving)]
+            if still:
+                twin = render_clip(
+                    action,
+                    seed,
+                    num_frames=CLIP_FRAMES,
+                    size=CLIP_SIZE,
+                    camera_motion=False,
+                    still=True,
+                )
+                variants.append((True, twin))
+            for is_still, clip in variants:
+                x = clip_tensor(clip.frames)
+                objects, limbs = object_mask(clip), limb_mask(clip, parts)
+                for kind in STREAMS:
+                    a = explain(
+                        fusion, x, target=target, method=method, stream=kind, **explain_options
+                    )
+                    masks = {"object": stream_mask(kind, objects), "limb": stream_mask(kind, limbs)}
+                    family = FAMILY_OF.get(action, "")
+                    heat = torch.from_numpy(a.reduced()).float()
+                    rows.append(
+                        RegionMass(
+                            action, family, int(seed), kind, is_still, heat, masks, a.probability
+                        )
+                    )
+    return rows
+
+
+def region_summary(rows: Sequence[RegionMass], side: int | None = None) -> list[dict[str, Any]]:
+    """Mean mass, area and enrichment (mass / area) per family, stream and clip kind (moving
+    or still), for the object (clips that have one) and the moving limbs."""
+    out = []
+    keys = dict.fromkeys((r.family, r.stream, r.still) for r in rows)
+    for family, stream, still in keys:
+        group = [r for r in rows if (r.family, r.stream, r.still) == (family, stream, still)]
+        row: dict[str, Any] = {
+            "family": family,
+            "stream": stream,
+            "clip": "still" if still else "moving",
+            "clips": len(group),
+            "p(true)": _mean([r.probability for r in group]),
+        }
+        for region in ("object", "limb"):
+            kept = [r for r in group if r.area(region, side) > 0]
+            row[f"{region} mass"] = _mean([r.mass(region, side) for r in kept])
+            row[f"{region} area"] = _mean([r.area(region, side) for r in kept])
+            row[f"{region} x chance"] = _mean([r.enrichment(region, side) for r in kept])
+        out.append(row)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+@dataclass(frozen=True)
+class RegionClaim:
+    """One paired comparison over clips: is ``a`` above ``b`` on the same clips?
+
+    ``wins``: clips where it is, of ``clips``; ``p_value``: the one-sided sign test of that
+    count (ties dropped); ``holds``: the means agree with it and ``p_value < 0.05``."""
+
+    claim: str
+    a: str
+    b: str
+    mean_a: float
+    mean_b: float
+    wins: int
+    clips: int
+    p_value: float
+
+    @property
+    def holds(self) -> bool:
+        return self.mean_a > self.mean_b and self.p_value < 0.05
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """One-sided sign test: P(at least ``wins`` of ``wins + losses`` fair coin flips)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
+
+
+def _paired(claim: str, a: str, b: str, pairs: Sequence[tuple[float, float]]) -> RegionClaim:
+    pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
+    wins = sum(x > y for x, y in pairs)
+    losses = sum(x < y for x, y in pairs)
+    return RegionClaim(
+        claim,
+        a,
+        b,
+        _mean([x for x, _ in pairs]),
+        _mean([y for _, y in pairs]),
+        wins,
+        len(pairs),
+        sign_test(wins, losses),
+    )
+
+
+def region_claims(rows: Sequence[RegionMass], side: int | None = None) -> list[RegionClaim]:
+    """The claims "the frame stream looks at the object, the temporal stream at the moving
+    limbs", each as paired comparisons of enrichment (mass / area) on the same clips:
+    against chance (1), against the other stream, and (limbs) against the still twin.
+    ``side``: measure every stream on that grid (see :class:`RegionMass`)."""
+    by = {(r.action, r.seed, r.stream, r.still): r for r in rows}
+    clips = sorted({(r.action, r.seed) for r in rows if not r.still})
+
+    def get(clip: tuple[str, int], stream: str, still: bool = False) -> RegionMass | None:
+        return by.get((*clip, stream, still))
+
+    def pairs(region: str, first: tuple[str, bool], second: tuple[str, bool] | None):
+        out = []
+        for clip in clips:
+            x = get(clip, *first)
+            y = get(clip, *second) if second is not None else None
+            if x is None or (second is not None and y is None):
+                continue
+            if x.area(region, side) == 0:
+                continue
+            second_value = y.enrichment(region, side) if y is not None else 1.0
+            out.append((x.enrichment(region, side), second_value))
+        return out
+
+    return [
+        _paired(
+            "frame stream: object above chance",
+            "frame x chance",
+            "chance",
+            pairs("object", ("frame", False), None),
+        ),
+        _paired(
+            "object: frame stream above temporal stream",
+            "frame x chance",
+            "temporal x chance",
+            pairs("object", ("frame", False), ("temporal", False)),
+        ),
+        _paired(
+            "temporal stream: moving limbs above chance",
+            "temporal x chance",
+            "chance",
+            pairs("limb", ("temporal", False), None),
+        ),
+        _paired(
+            "moving limbs: temporal stream above frame stream",
+            "temporal x chance",
+            "frame x chance",
+            pairs("limb", ("temporal", False), ("frame", False)),
+        ),
+        _paired(
+            "temporal stream: limbs when moving above the same limbs held still",
+            "moving x chance",
+            "still x chance",
+            pairs("limb", ("temporal", False), ("temporal", True)),
+        ),
+        _paired(
+            "frame stream: limbs when moving above the same limbs held still",
+            "moving x chance",
+            "still x chance",
+            pairs("limb", ("frame", False), ("frame", True)),
+        ),
+    ]
+
+
+def claims_markdown(claims: Sequence[RegionClaim]) -> str:
+    """The claims as a Markdown table: means, wins, sign-test p-value and verdict."""
+    head = "| claim | mean | vs | clips where it holds | sign test p | survives |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for c in claims:
+        lines.append(
+            f"| {c.claim} | {c.a} {c.mean_a:.2f} | {c.b} {c.mean_b:.2f} | {c.wins}/{c.clips} "
+            f"| {c.p_value:.3g} | {'yes' if c.holds else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def claims_verdict(*tables: Sequence[RegionClaim]) -> str:
+    """Sentences saying which parts of "the frame stream looks at the object, the temporal
+    stream at the moving limbs" survive: a claim survives only if it holds in every table
+    (e.g. each stream on its own grid, and both on a common grid)."""
+    if not tables:
+        raise ValueError("claims_verdict needs at least one table of region_claims")
+    first = tables[0]
+    kept = {c.claim: all(t[i].holds for t in tables) for i, c in enumerate(first)}
+    by_name = {c.claim: c for c in first}
+
+    def said(claim: str) -> str:
+        c = by_name[claim]
+        state = "holds" if kept[claim] else "does not hold"
+        return (
+            f"{claim} {state} ({c.a} {c.mean_a:.1f} vs {c.b} {c.mean_b:.1f}, "
+            f"{c.wins}/{c.clips} clips)"
+        )
+
+    object_claims = [c.claim for c in first[:2]]
+    limb_claims = [c.claim for c in first[2:5]]
+    parts = []
+    if all(kept[c] for c in object_claims):
+        parts.append(
+            "**The frame stream on the object survives the controls**: "
+            + "; ".join(said(c) for c in object_claims)
+            + "."
+        )
+    else:
+        parts.append(
+            "**The frame stream on the object does not survive the controls**: "
+            + "; ".join(said(c) for c in object_claims)
+            + "."
+        )
+    if all(kept[c] for c in limb_claims):
+        parts.append(
+            "**The temporal stream on the moving limbs survives the controls**: "
+            + "; ".join(said(c) for c in limb_claims)
+            + "."
+        )
+    else:
+        parts.append(
+            "**The temporal stream on the moving limbs does not survive the controls**: "
+            + "; ".join(said(c) for c in limb_claims)
+            + ". Its attribution is on the figure, but these maps do not single out the "
+            "limbs that move."
+        )
+    return "\n\n".join(parts)

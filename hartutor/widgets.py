@@ -484,6 +484,27 @@ def frame_picture(
     return np.concatenate([frames[t], gap, blended[t]], axis=1)
 
 
+def colourbar_picture(
+    *,
+    cmap: str = "jet",
+    height_inches: float = 2.0,
+    label: str = "attribution (1 = the clip's scale)",
+) -> Figure:
+    """A vertical colourbar for :func:`frame_picture`'s heatmap: the colours of ``cmap`` from 0
+    (no attribution) to 1 (:func:`display_heat`'s level holding 98% of the mass), so that the
+    explorer's heat can be read as in :func:`hartutor.viz.attribution_strip`."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.0, height_inches), layout="constrained")
+    ax = fig.add_subplot()
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=cmap), cax=ax)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    return fig
+
+
 def curve_picture(attribution: Attribution, t: int, *, key: str | None = None) -> Figure:
     """The temporal-importance curve of the attribution with a marker at input frame ``t``
     (drawn at its position in the shared clip)."""
@@ -845,6 +866,11 @@ class SaliencyExplorer(widgets.VBox):
         self.link = widgets.jslink((self.play, "value"), (self.frame, "value"))
         self.position = widgets.Label("")
         self.image = widgets.Image(format="png")
+        # the heat's scale, beside the frames (the same for every attribution: display_heat)
+        self.colourbar = widgets.Image(
+            value=figure_png(colourbar_picture(height_inches=DISPLAY_HEIGHT / 80), dpi=80),
+            format="png",
+        )
         self.curve = widgets.Image(format="png")
         self.clip_label = widgets.Label(f"clip: {self.clip.name}")
         for widget, name in (
@@ -872,7 +898,7 @@ class SaliencyExplorer(widgets.VBox):
                 widgets.HBox([self.explain_button, self.progress, self.status]),
                 self.error,
                 widgets.HBox([self.play, self.frame, self.position]),
-                widgets.HBox([self.image, self.curve]),
+                widgets.HBox([self.image, self.colourbar, self.curve]),
             ]
         )
         self.add_class("hartutor-saliency-explorer")

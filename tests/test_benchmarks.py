@@ -298,3 +298,28 @@ Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especiall
     )
     assert error_line("Killed\n", -9) == "Killed"
     assert error_line("", -9) == "exit status -9"
+
+
+def test_the_notebooks_section_can_measure_some_notebooks_and_says_so(monkeypatch) -> None:
+    from benchmarks import bench_notebooks, run_all
+
+    measured = []
+
+    def fake_measure(notebooks, core, progress=None):
+        measured.extend(p.name for p in notebooks)
+        return [{"notebook": p.name, "wall_s": 10.0, "kernel_peak_mb": 500.0} for p in notebooks]
+
+    monkeypatch.setattr(bench_notebooks, "measure", fake_measure)
+    settings = run_all.Settings(
+        quick=False, threads=1, wait_quiet=0.0, runner=None, notebooks=("08", "09")
+    )
+    section = run_all.notebooks_section(settings, run_all.describe_machine(1))
+    text = section.render()
+    assert measured == [p.name for p in bench_notebooks.select(("08", "09"))] and len(measured) == 2
+    assert "This run measured only 08_" in text and "`--notebooks 08 09`" in text
+    assert "these 2 notebooks under 30 minutes" in text
+    assert "each of these 2 notebooks under 5 minutes and 1 GB" in text
+    with pytest.raises(SystemExit, match="no tutorial notebook"):
+        run_all.notebooks_section(
+            run_all.Settings(False, 1, 0.0, None, notebooks=("zz",)), run_all.describe_machine(1)
+        )

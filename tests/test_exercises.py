@@ -308,6 +308,21 @@ def test_08_motion_and_hump_measures_the_stream(fusion_case):
     assert set(values) == {"motion", "hump"} and all(-1 <= v <= 1 for v in values.values())
 
 
+def test_08_object_mass(capsys):
+    from hartutor import transfer
+    from hartutor.exercises.nb08 import object_mass_truth
+
+    world, names = transfer.world_fusion()
+    truth = object_mass_truth(world, names)
+    context = {"model": world, "class_names": names}
+    assert truth["enrichment"] == pytest.approx(truth["mass"] / truth["area"])
+    accepted("08-object-mass", truth["enrichment"], **context)
+    assert "mass alone" in refused(capsys, "08-object-mass", truth["mass"], **context)
+    assert "area" in refused(capsys, "08-object-mass", truth["area"], **context)
+    assert "temporal" in refused(capsys, "08-object-mass", truth["temporal"], **context)
+    assert "n_steps" in refused(capsys, "08-object-mass", 1.0, **context)
+
+
 # 09 ---------------------------------------------------------------------------------------
 
 

@@ -406,3 +406,15 @@ def test_the_inference_app_hands_its_clip_to_the_explorer():
     explorer = app.explorer()
     assert explorer.clip is app.clip
     assert CLASS_NAMES[explorer.target.value] == "stand_up"
+
+
+def test_the_explorer_shows_a_colourbar_for_its_heat(fusion: hw.LoadedModel):
+    explorer = hw.SaliencyExplorer(fusion, method="saliency", stream="i3d")
+    row = explorer.children[-1]
+    assert list(row.children) == [explorer.image, explorer.colourbar, explorer.curve]
+    assert bytes(explorer.colourbar.value).startswith(b"\x89PNG")
+    fig = hw.colourbar_picture(cmap="viridis", label="heat")
+    (ax,) = fig.axes
+    assert ax.get_ylim() == (0.0, 1.0) and ax.get_ylabel() == "heat"
+    image = ax.collections[0] if ax.collections else ax.images[0]
+    assert image.get_cmap().name == "viridis"

@@ -134,3 +134,52 @@ def _weighted(
         "A stream's share is w_s p_s / (w_i3d p_i3d + w_x p_x), with p the softmax "
         "probability of the target."
     )
+
+
+def object_mass_truth(model: Any, class_names: list[str]) -> dict[str, float]:
+    """The frame stream's IG mass and enrichment on the object of the world's ``drink`` clip of
+    seed 0, and the temporal stream's enrichment (what a wrong answer may have used)."""
+    from hartutor import transfer
+
+    rows = transfer.region_masses(
+        model,
+        class_names,
+        ["drink"],
+        (0,),
+        method="integrated_gradients",
+        n_steps=16,
+        still=False,
+        memory_budget_mb=150,
+    )
+    by = {r.stream: r for r in rows}
+    return {
+        "enrichment": by["frame"].enrichment("object"),
+        "mass": by["frame"].mass("object"),
+        "area": by["frame"].area("object"),
+        "temporal": by["temporal"].enrichment("object"),
+    }
+
+
+@exercise(
+    "08-object-mass",
+    "Give the frame stream's enrichment on the held object (mass / area) for the transfer "
+    "world's drink clip of seed 0, with Integrated Gradients (n_steps=16).",
+)
+def _object_mass(answer: object, *, model: Any, class_names: list[str]) -> str | None:
+    value = as_number(answer, "The enrichment")
+    if isinstance(value, str):
+        return value
+    truth = object_mass_truth(model, list(class_names))
+    if close(value, truth["enrichment"], rel=2e-3):
+        return None
+    if close(value, truth["mass"], rel=2e-3) or close(value / 100, truth["mass"], rel=2e-3):
+        return "That is the mass alone; divide it by the object's area (the mask's mean)."
+    if close(value, truth["area"], rel=2e-3):
+        return "That is the object's area; the enrichment is the mass on it divided by it."
+    if close(value, truth["temporal"], rel=2e-3):
+        return "That is the temporal stream's; explain the frame stream (stream='frame')."
+    return (
+        "Explain the frame stream's score of 'drink' with Integrated Gradients (n_steps=16), "
+        "take transfer.mass_on(a.reduced(), mask) with mask = transfer.stream_mask('frame', "
+        "object_mask(clip)), and divide by float(mask.mean())."
+    )
