@@ -169,3 +169,18 @@ def test_temporal_fusion_figure_draws_every_network(tmp_path) -> None:
     assert path.read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(ValueError):
         temporal_fusion_figure({})
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_accel_computes_the_same_for_every_fusion(fusion: str) -> None:
+    """tests/test_accel.py builds the default (slow) fusion; the other three here."""
+    import copy
+
+    from hartutor import accel
+
+    model = _tiny(fusion)
+    fast = accel.optimize(copy.deepcopy(model))
+    assert accel.is_optimized(fast)
+    x = torch.randn(2, *model.input_spec.shape)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
