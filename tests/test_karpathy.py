@@ -184,3 +184,30 @@ def test_accel_computes_the_same_for_every_fusion(fusion: str) -> None:
     x = torch.randn(2, *model.input_spec.shape)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_multiresolution_streams() -> None:
+    """Fovea (centre crop) and context (half resolution) towers, concatenated into fc6."""
+    with torch.device("meta"):
+        paper = build_model("karpathy", fusion="slow", num_classes=101, multiresolution=True)
+        out = paper(example_inputs(paper))
+        single = build_model("karpathy", fusion="slow", num_classes=101, preset="paper")
+    assert paper.input_spec.size == (178, 178) and out.shape == (1, 101)
+    # 89x89 streams without the last pool: 6x6 maps of 256 each, so fc6 reads 2 x 9216.
+    assert paper.feature_shape == (512, 1, 6, 6)
+    towers = sum(p.numel() for n, p in single.named_parameters() if n.startswith("conv"))
+    assert count_parameters(paper) == count_parameters(single) + towers + 9216 * 4096
+
+    torch.manual_seed(0)
+    model = build_model(
+        "karpathy", fusion="early", preset="tiny", num_classes=5, multiresolution=True
+    ).eval()
+    x = torch.randn(1, *model.input_spec.shape)
+    border = x.clone()
+    border[..., :4, :] += 1.0  # top rows: outside the 32x32 fovea (rows 16-47)
+    with torch.no_grad():
+        fovea, context = model.forward_features(x).chunk(2, dim=1)
+        fovea2, context2 = model.forward_features(border).chunk(2, dim=1)
+    torch.testing.assert_close(fovea2, fovea)  # the fovea sees only the centre
+    assert (context2 - context).abs().max() > 1e-4  # the context sees the whole frame
+    assert model(x).shape == (1, 5)

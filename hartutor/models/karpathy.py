@@ -25,7 +25,10 @@ perturbing the frames a model does not see). Time steps that are still separate 
 
 Assumptions where the paper is silent: conv1 is "valid" (no padding), conv2-conv5 are padded
 to keep their size (as in AlexNet), pooling floors, so a 170x170 frame gives a 6x6x256 map
-(9216 inputs to fc6). The multiresolution "fovea and context" streams are not built here.
+(9216 inputs to fc6). ``multiresolution=True`` builds the paper's "fovea and context"
+streams (Section 2.2): two towers of their own, one on the centre crop of half the frame size,
+one on the whole frame at half resolution (178x178 frames, 89x89 streams in the paper), the
+last pooling layer removed, both conv5 maps concatenated into fc6.
 The paper's LRN constants are k=2, n=5, alpha=1e-4, beta=0.5. The tiny preset replaces LRN by
 BatchNorm after every convolution (it trains from scratch in minutes on a CPU).
 
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hartutor.errors import ModelError
@@ -194,6 +198,8 @@ class KarpathyNet(nn.Module):
         norm: ``"lrn"`` after conv1 and conv2 (paper) or ``"batch"`` after every conv.
         dropout: dropout after fc6 and fc7.
         late_gap: frames between late fusion's two towers (15 in the paper).
+        multiresolution: fovea (centre crop) and context (downsampled) streams, each of
+            half the frame size, instead of one tower on the whole frame.
         input_spec: what the model expects (``model.input_spec``).
     """
 
@@ -210,6 +216,7 @@ class KarpathyNet(nn.Module):
         norm: Norm = "lrn",
         dropout: float = 0.5,
         late_gap: int = 15,
+        multiresolution: bool = False,
         input_spec: InputSpec | None = None,
     ) -> None:
         super().__init__()
@@ -230,29 +237,18 @@ class KarpathyNet(nn.Module):
             _PAPER_MEAN if in_channels == 3 else (0.5,) * in_channels,
             _PAPER_STD if in_channels == 3 else (0.5,) * in_channels,
             description=f"Karpathy et al. 2014, {fusion} fusion: {num_frames} frames of "
-            f"{frame_size[0]}x{frame_size[1]} (170x170 crops in the paper)",
+            f"{frame_size[0]}x{frame_size[1]} (170x170 crops in the paper; 178x178 with the "
+            "multiresolution streams)",
         )
-        layers = []
-        previous = in_channels
-        for i, ((out, kernel, stride, padding, pool), temporal) in enumerate(
-            zip(convs, self.layout.temporal, strict=True)
-        ):
-            layer_norm: Norm | None = norm if (norm == "batch" or i < 2) else None
-            layers.append(
-                KarpathyConv(
-                    previous,
-                    out,
-                    kernel=kernel,
-                    stride=stride,
-                    padding=padding,
-                    temporal=temporal,
-                    norm=layer_norm,
-                    pool=pool,
-                )
-            )
-            previous = out
-        self.conv1, self.conv2, self.conv3, self.conv4, self.conv5 = layers
+        self.multiresolution = multiresolution
+        if multiresolution:  # the streams' last pooling is removed (paper, Section 2.2)
+            convs = [*convs[:-1], (*convs[-1][:4], False)]
+        self.conv1, self.conv2, self.conv3, self.conv4, self.conv5 = self._tower(convs, norm)
+        self.context = nn.Sequential(*self._tower(convs, norm)) if multiresolution else None
+        previous = int(convs[-1][0]) * (2 if multiresolution else 1)
         h, w = self.frame_size
+        if multiresolution:
+            h, w = h // 2, w // 2
         for _out, kernel, stride, padding, pool in convs:
             h = (h + 2 * padding - kernel) // stride + 1
             w = (w + 2 * padding - kernel) // stride + 1
@@ -269,6 +265,30 @@ class KarpathyNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc8 = nn.Linear(fc_features, num_classes)
         self._init_weights()
+
+    def _tower(
+        self, convs: Sequence[tuple[int, int, int, int, bool]], norm: Norm
+    ) -> list[KarpathyConv]:
+        """conv1-conv5 with this fusion's temporal extents (LRN after conv1 and conv2)."""
+        layers = []
+        previous = self.in_channels
+        for i, ((out, kernel, stride, padding, pool), temporal) in enumerate(
+            zip(convs, self.layout.temporal, strict=True)
+        ):
+            layers.append(
+                KarpathyConv(
+                    previous,
+                    out,
+                    kernel=kernel,
+                    stride=stride,
+                    padding=padding,
+                    temporal=temporal,
+                    norm=norm if (norm == "batch" or i < 2) else None,
+                    pool=pool,
+                )
+            )
+            previous = out
+        return layers
 
     def _init_weights(self) -> None:
         """He initialisation for the ReLU layers and small logits (trains from scratch)."""
@@ -320,6 +340,15 @@ class KarpathyNet(nn.Module):
             )
         if self.layout.frames is not None:
             x = x[:, :, list(self.layout.frames)]
+        if self.context is None:
+            return self._fovea(x)
+        h, w = x.shape[-2:]
+        top, left = (h - h // 2) // 2, (w - w // 2) // 2
+        fovea = x[..., top : top + h // 2, left : left + w // 2]
+        context = F.avg_pool3d(x, (1, 2, 2))  # the whole frame at half resolution
+        return torch.cat([self._fovea(fovea), self.context(context)], dim=1)
+
+    def _fovea(self, x: torch.Tensor) -> torch.Tensor:
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
             x = conv(x)
         return x
@@ -365,6 +394,7 @@ def karpathy(
     num_classes: int = 487,
     in_channels: int = 3,
     dropout: float | None = None,
+    multiresolution: bool = False,
 ) -> KarpathyNet:
     """Build one of Karpathy et al.'s four networks (``fusion``).
 
@@ -372,7 +402,8 @@ def karpathy(
     (early, slow) or 16 frames (late: frames 1 and 16, 15 apart); LRN, 4096-wide fc layers,
     dropout 0.5. ``tiny``: the same layers at about 1/6 of the width with BatchNorm and
     128-wide fc layers (dropout 0.2), on the synthetic set's 16 frames of 64x64 for every
-    fusion, so that the four can be compared on the same clips.
+    fusion, so that the four can be compared on the same clips. ``multiresolution``: the
+    paper's fovea and context streams (178x178 frames at paper size, 64x64 tiny).
     """
     check_preset(preset)
     check_choice("fusion", fusion, FUSIONS)
@@ -383,7 +414,9 @@ def karpathy(
             num_classes=num_classes,
             in_channels=in_channels,
             num_frames=frames,
+            frame_size=(178, 178) if multiresolution else (170, 170),
             dropout=0.5 if dropout is None else dropout,
+            multiresolution=multiresolution,
         )
     spec = InputSpec(
         TINY_NUM_FRAMES,
@@ -402,5 +435,6 @@ def karpathy(
         fc_features=128,
         norm="batch",
         dropout=0.2 if dropout is None else dropout,
+        multiresolution=multiresolution,
         input_spec=spec,
     )
