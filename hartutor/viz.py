@@ -687,6 +687,55 @@ def params_accuracy_figure(
     return fig
 
 
+def temporal_fusion_figure(
+    views: Mapping[str, Mapping[str, Sequence[Sequence[int]]]],
+    *,
+    num_frames: int | None = None,
+    title: str = "Which frames each layer sees",
+) -> Figure:
+    """Where each network fuses time: per network, per layer, the frames each unit sees.
+
+    ``views``: network name -> layer name -> one list of frame indices per time step of that
+    layer, bottom layer first, as :meth:`hartutor.models.karpathy.KarpathyNet.temporal_views`
+    returns. Each unit is a row of squares on the frames it sees (units of one layer in
+    alternating shades, offset when they overlap); frames no unit of a layer sees stay empty.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if not views:
+        raise ValueError("temporal_fusion_figure needs at least one network")
+    if num_frames is None:
+        num_frames = 1 + max(
+            f for layers in views.values() for u in layers.values() for s in u for f in s
+        )
+    fig = Figure(figsize=(3.0 * len(views), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(views), sharey=False, squeeze=False)[0]
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for ax, (name, layers) in zip(axes, views.items(), strict=True):
+        names = list(layers)
+        for row, layer in enumerate(names):
+            units = layers[layer]
+            ax.axhspan(row - 0.45, row + 0.45, color="0.95", zorder=0)
+            lanes = 1 if all(len(u) == 1 for u in units) else min(len(units), 3)
+            for j, frames in enumerate(units):
+                lane = (j % lanes) - (lanes - 1) / 2
+                y = row + 0.25 * lane
+                color = palette[j % len(palette)] if len(units) > 1 else "tab:purple"
+                ax.scatter(list(frames), [y] * len(frames), marker="s", s=16, color=color, zorder=3)
+                if len(frames) > 1:
+                    ax.plot([min(frames), max(frames)], [y, y], color=color, linewidth=1, zorder=2)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlim(-0.7, num_frames - 0.3)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.set_xlabel("frame", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def animate(
     frames: object,
     heat: object | None = None,

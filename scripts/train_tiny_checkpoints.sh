@@ -41,11 +41,20 @@ run_model() {
       "$HARTUTOR" fuse i3d_xception_fusion --stream "i3d=$ASSETS/i3d_tiny.pt" \
         --stream "xception=$ASSETS/xception_tiny.pt" --out "$ASSETS/i3d_xception_fusion_tiny.pt"
       ;;
+    karpathy_single_frame | karpathy_early | karpathy_late | karpathy_slow)
+      # Karpathy et al. 2014's fusions: one builder, the fusion kind as --arg; the same
+      # recipe for the four. The records of hartutor/assets/results/karpathy_*_tiny.json
+      # come from 'hartutor evaluate $RUNS/$1.pt --clips 520 --diagnostics --json ...'.
+      "$HARTUTOR" --threads 1 train karpathy --arg "fusion=${1#karpathy_}" --preset tiny \
+        --data synthetic --clips 1300 --epochs 8 --seed 0 --out "$RUNS/$1.pt" --overwrite \
+        --export "$ASSETS/$1_tiny.pt"
+      ;;
     *) echo "unknown model $1" >&2; exit 2 ;;
   esac
 }
 
-ALL=(single_frame lrcn two_stream c3d i3d xception i3d_xception_fusion)
+ALL=(single_frame lrcn two_stream c3d i3d xception i3d_xception_fusion
+  karpathy_single_frame karpathy_early karpathy_late karpathy_slow)
 for model in "${MODELS[@]:-${ALL[@]}}"; do
   run_model "$model"
 done

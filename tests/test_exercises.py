@@ -114,6 +114,20 @@ def test_01_within_pair(capsys):
     assert refused(capsys, "01-within-pair", 0.9, report=report)
 
 
+def test_01_late_blind(capsys):
+    from hartutor.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("karpathy", fusion="late", preset="tiny", num_classes=len(CLASS_NAMES))
+    accepted("01-late-blind", list(range(1, 15)), model=model)
+    accepted("01-late-blind", torch.arange(1, 15), model=model)
+    assert "does see" in refused(capsys, "01-late-blind", [0, 15], model=model)
+    assert "frame 0" in refused(capsys, "01-late-blind", list(range(15)), model=model)
+    assert "missing" in refused(capsys, "01-late-blind", [1, 2, 3], model=model)
+    assert "one frame" in refused(capsys, "01-late-blind", [], model=model)
+    assert "list" in refused(capsys, "01-late-blind", 14, model=model)
+
+
 # 02 ---------------------------------------------------------------------------------------
 
 

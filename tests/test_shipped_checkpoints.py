@@ -38,6 +38,10 @@ SHIPPED: dict[str, tuple[str, float]] = {
     "i3d_tiny.pt": ("i3d", 0.6),
     "xception_tiny.pt": ("xception", 0.35),
     "i3d_xception_fusion_tiny.pt": ("i3d_xception_fusion", 0.6),
+    "karpathy_single_frame_tiny.pt": ("karpathy", 0.35),
+    "karpathy_early_tiny.pt": ("karpathy", 0.45),
+    "karpathy_late_tiny.pt": ("karpathy", 0.55),
+    "karpathy_slow_tiny.pt": ("karpathy", 0.6),
 }
 
 PAIR_CLASSES = [name for pair in REVERSAL_PAIRS for name in pair]
@@ -132,3 +136,21 @@ def test_single_frame_ignores_the_order_of_frames(pair_clips: list[dict]) -> Non
     # and within each pair it cannot beat chance by much: the two classes share every frame
     labels = _labels(pair_clips)
     assert (original == labels).float().mean().item() <= 0.8
+
+
+@pytest.mark.parametrize("fusion", ["early", "late", "slow"])
+def test_karpathy_fusions_read_the_order_of_frames(fusion: str, pair_clips: list[dict]) -> None:
+    """Karpathy et al.'s temporal fusions (notebook 01, section 6): reversed pair clips are
+    taken for the partner class, unlike the single-frame network below."""
+    model, meta = load_checkpoint(_path(f"karpathy_{fusion}_tiny.pt"))
+    assert meta["kwargs"]["fusion"] == fusion
+    labels = _labels(pair_clips)
+    original = (_predict(model, pair_clips) == labels).float().mean().item()
+    reversed_ = (_predict(model, pair_clips, reverse=True) == labels).float().mean().item()
+    assert original - reversed_ >= 0.4
+
+
+def test_karpathy_single_frame_ignores_the_order_of_frames(pair_clips: list[dict]) -> None:
+    model, meta = load_checkpoint(_path("karpathy_single_frame_tiny.pt"))
+    assert meta["kwargs"]["fusion"] == "single_frame"
+    assert torch.equal(_predict(model, pair_clips), _predict(model, pair_clips, reverse=True))

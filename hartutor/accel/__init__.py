@@ -34,7 +34,7 @@ from __future__ import annotations
 from torch import nn
 
 from hartutor.accel import modules, ops
-from hartutor.models import c3d, frame, i3d, layers
+from hartutor.models import c3d, frame, i3d, karpathy, layers
 
 __all__ = ["is_optimized", "modules", "ops", "optimize", "plain_class", "restore"]
 
@@ -52,7 +52,7 @@ FASTER: dict[type[nn.Module], type[nn.Module]] = {
 
 #: Models whose plain ``nn.Conv3d`` children become :class:`.modules.Conv3d`. Only these:
 #: another library's model (torchvision's r3d_18, the benchmarks' rival) stays its own.
-CONV3D_OWNERS: tuple[type[nn.Module], ...] = (c3d.C3D,)
+CONV3D_OWNERS: tuple[type[nn.Module], ...] = (c3d.C3D, karpathy.KarpathyConv)
 
 _PLAIN: dict[type[nn.Module], type[nn.Module]] = {fast: plain for plain, fast in FASTER.items()} | {
     modules.Conv3d: nn.Conv3d

@@ -65,3 +65,45 @@ def _within_pair(answer: object, *, report: Any) -> str | None:
     if close(value, report.top1, rel=1e-6):
         return "That is the top-1 over all classes; average p.within_pair_accuracy over `pairs`."
     return "Average the within_pair_accuracy of the three entries of `pairs` (section 4)."
+
+
+def unseen_frames(model: Any) -> list[int]:
+    """Frames of a clip no unit of a Karpathy network's fc6 sees (their values cannot matter)."""
+    seen = {f for unit in model.temporal_views()["fc6"] for f in unit}
+    return [f for f in range(model.layout.num_frames) if f not in seen]
+
+
+@exercise(
+    "01-late-blind",
+    "Give the list of frame indices of a 16-frame clip that the tiny late-fusion network's "
+    "scores do not depend on.",
+)
+def _late_blind(answer: object, *, model: Any) -> str | None:
+    if hasattr(answer, "tolist"):
+        answer = answer.tolist()
+    if isinstance(answer, str) or not isinstance(answer, list | tuple | set | range):
+        return f"Give a list of frame indices (ints), got {type(answer).__name__}."
+    try:
+        given = sorted({int(f) for f in answer})
+    except (TypeError, ValueError):
+        return "Every entry should be a frame index (an int from 0 to 15)."
+    truth = unseen_frames(model)
+    seen = sorted(set(range(model.layout.num_frames)) - set(truth))
+    if given == truth:
+        return None
+    if given == seen:
+        return (
+            "Those are the frames it does see. List the others: changing them leaves "
+            "model(x) as it is."
+        )
+    if not given:
+        return (
+            "Some frames never reach it: change one frame of x at a time (x[:, :, t]) and "
+            "compare model(x) before and after."
+        )
+    wrong = sorted(set(given) & set(seen))
+    if wrong:
+        return (
+            f"Changing frame {wrong[0]} does change the scores; test each frame by perturbing it."
+        )
+    return "Some frames are missing from your list: perturb each of the 16 frames in turn."
