@@ -38,6 +38,7 @@ SHIPPED: dict[str, tuple[str, float]] = {
     "i3d_tiny.pt": ("i3d", 0.6),
     "xception_tiny.pt": ("xception", 0.35),
     "i3d_xception_fusion_tiny.pt": ("i3d_xception_fusion", 0.6),
+    "conv_fusion_tiny.pt": ("conv_fusion", 0.6),
 }
 
 PAIR_CLASSES = [name for pair in REVERSAL_PAIRS for name in pair]
