@@ -314,3 +314,25 @@ def test_flow_cost_table_and_figure() -> None:
     assert "48x40" in table and table.count("\n") == 5
     fig = flow_cost_figure(rates)
     assert len(fig.axes[0].patches) == 4
+
+
+def test_tsn_figure_marks_the_samplers_own_frames() -> None:
+    from matplotlib.patches import Rectangle
+
+    from hartutor.two_stream_figures import conv_fusion_figure, tsn_figure
+
+    fig = tsn_figure(num_frames=12, num_segments=4, seed=3)
+    timeline = fig.axes[0]
+    boxes = [p for p in timeline.patches if isinstance(p, Rectangle) and p.get_width() == 0.8]
+    assert len(boxes) == 3 * 12  # two training draws and the test row
+    filled = sorted(int(p.get_x()) for p in boxes if p.get_facecolor()[:3] != (1.0, 1.0, 1.0))
+    generator = torch.Generator().manual_seed(3)
+    draws = [segment_starts(12, 4, training=True, generator=generator) for _ in range(2)]
+    expected = sorted([*draws[0].tolist(), *draws[1].tolist(), *segment_starts(12, 4).tolist()])
+    assert filled == expected
+    with pytest.raises(ValueError):
+        tsn_figure(num_frames=2, num_segments=3)
+    texts = [
+        t.get_text() for ax in conv_fusion_figure({"late": 10, "sum": 6}).axes for t in ax.texts
+    ]
+    assert "10 parameters" in texts and "sum 6" in texts
