@@ -114,7 +114,13 @@ def _worker(payload: dict[str, Any]) -> dict[str, Any]:
         from benchmarks import bench_flow
 
         scores = bench_flow.measure(clips=int(payload["clips"]), threads=threads)
-        return {"table": bench_flow.table(scores), "scores": [vars(s) for s in scores]}
+        rates = bench_flow.measure_cost(quick=bool(payload.get("quick", False)))
+        return {
+            "table": bench_flow.table(scores),
+            "scores": [vars(s) for s in scores],
+            "cost": bench_flow.cost_table(rates),
+            "rates": [vars(r) for r in rates],
+        }
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -611,9 +617,12 @@ def flow_section(settings: Settings, machine: Machine) -> report.Section:
     say(f"[flow] {clips} synthetic clips")
     with LoadMonitor() as load:
         result = settings.runner(
-            "benchmarks.run_all", {"task": "flow", "threads": 1, "clips": clips}, threads=1
+            "benchmarks.run_all",
+            {"task": "flow", "threads": 1, "clips": clips, "quick": settings.quick},
+            threads=1,
         )
     body = result["table"] if "error" not in result else f"error: {result['error']}"
+    cost = result.get("cost", "")
     lines = [
         measured_line(machine, load.others_cores, [1]),
         "",
@@ -622,6 +631,12 @@ def flow_section(settings: Settings, machine: Machine) -> report.Section:
         "second on one thread.",
         "",
         body,
+        "",
+        "The cost of flow at the networks' input size (`hartutor.flow.measure_flow_rate`: "
+        "consecutive frame pairs of a synthetic clip rendered at that size, one thread; "
+        "TV-L1 with OpenCV's default settings). A flow stream pays this before its network runs.",
+        "",
+        cost,
     ]
     return printed_section("flow", "Optical-flow estimation", lines)
 

@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -264,3 +264,134 @@ def scores_markdown(scores: Sequence[FlowScore]) -> str:
         for s in scores
     ]
     return markdown_table(header, rows)
+
+
+# --------------------------------------------------------------------------- cost of flow
+
+
+def _frame_pair_source(size: tuple[int, int], count: int, seed: int) -> np.ndarray:
+    """``count + 1`` uint8 gray frames of ``size`` (H, W): a synthetic clip, centre-cropped."""
+    from hartutor.synth import CLASS_NAMES, render_clip
+
+    height, width = size
+    clip = render_clip(
+        CLASS_NAMES[seed % len(CLASS_NAMES)],
+        seed,
+        num_frames=count + 1,
+        size=max(height, width),
+        noise=False,
+    )
+    gray = to_gray(clip.frames)
+    top = (gray.shape[1] - height) // 2
+    left = (gray.shape[2] - width) // 2
+    return np.ascontiguousarray(gray[:, top : top + height, left : left + width])
+
+
+def measure_flow_rate(method: str, size: tuple[int, int], pairs: int = 8) -> float:
+    """Flow fields per second ``method`` computes on this CPU, one thread, at ``size`` (H, W).
+
+    What a flow stream costs before the network runs: the estimator is timed on ``pairs``
+    consecutive frame pairs of a synthetic clip rendered at that size (one more pair first,
+    untimed, to allocate). OpenCV runs on one thread during the measurement, as the course's
+    figures are per core. ``"tvl1"`` is OpenCV's Dual TV-L1 with its default settings.
+    """
+    import cv2
+
+    if len(size) != 2 or min(size) < 8:
+        raise ValueError(f"size must be (H, W) with sides >= 8, got {size}")
+    if pairs < 1:
+        raise ValueError(f"pairs must be >= 1, got {pairs}")
+    calc = _estimator(method)  # type: ignore[arg-type]
+    frames = _frame_pair_source((int(size[0]), int(size[1])), pairs + 1, seed=0)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        calc(frames[0], frames[1])
+        start = time.perf_counter()
+        for t in range(1, pairs + 1):
+            calc(frames[t], frames[t + 1])
+        elapsed = time.perf_counter() - start
+    finally:
+        cv2.setNumThreads(threads)
+    return pairs / elapsed if elapsed > 0 else float("inf")
+
+
+@dataclass
+class FlowRate:
+    """One estimator's speed at one frame size."""
+
+    method: str
+    size: tuple[int, int]
+    fields_per_second: float
+    pairs: int
+
+    def seconds_per_video_second(self, fps: float = 25.0) -> float:
+        """Seconds of computation per second of video at ``fps`` (one field per frame)."""
+        return fps / self.fields_per_second
+
+
+def flow_cost(
+    methods: Sequence[str] | None = None,
+    sizes: Sequence[tuple[int, int]] = ((224, 224), (64, 64)),
+    *,
+    pairs: int | Mapping[str, int] = 8,
+) -> list[FlowRate]:
+    """:func:`measure_flow_rate` of every method (default: all available) at every size.
+
+    ``pairs`` may differ per method (TV-L1 is slow: fewer pairs keep the measurement short).
+    """
+    methods = list(methods) if methods is not None else available_methods()
+    rates = []
+    for method in methods:
+        count = pairs[method] if isinstance(pairs, Mapping) else pairs
+        for size in sizes:
+            size = (int(size[0]), int(size[1]))
+            rate = measure_flow_rate(method, size, count)
+            rates.append(FlowRate(method, size, rate, count))
+    return rates
+
+
+def flow_cost_markdown(rates: Sequence[FlowRate], fps: float = 25.0) -> str:
+    """A markdown table of :func:`flow_cost`'s rows, with the time per second of video."""
+    from hartutor._markdown import markdown_table
+
+    header = ("method", "frame size", "flow fields/s (one core)", f"s per s of {fps:g} fps video")
+    rows = [
+        (
+            r.method,
+            f"{r.size[0]}x{r.size[1]}",
+            f"{r.fields_per_second:.1f}",
+            f"{r.seconds_per_video_second(fps):.2f}",
+        )
+        for r in rates
+    ]
+    return markdown_table(header, rows)
+
+
+def flow_cost_figure(rates: Sequence[FlowRate], *, fps: float = 25.0) -> Any:
+    """Bars of fields per second (log scale) per method and size, against real time."""
+    from matplotlib.figure import Figure
+
+    if not rates:
+        raise ValueError("flow_cost_figure needs at least one measurement")
+    methods = list(dict.fromkeys(r.method for r in rates))
+    sizes = list(dict.fromkeys(r.size for r in rates))
+    fig = Figure(figsize=(6.4, 0.9 + 0.5 * len(methods) * len(sizes)), layout="constrained")
+    ax = fig.add_subplot()
+    height = 0.8 / len(sizes)
+    for j, size in enumerate(sizes):
+        by_method = {r.method: r.fields_per_second for r in rates if r.size == size}
+        y = [
+            len(methods) - 1 - i + (j - (len(sizes) - 1) / 2) * height for i in range(len(methods))
+        ]
+        values = [by_method.get(m, float("nan")) for m in methods]
+        bars = ax.barh(y, values, height=height, color=f"C{j}", label=f"{size[0]}x{size[1]}")
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8, padding=2)
+    ax.axvline(fps, color="k", linestyle="--", linewidth=1, label=f"real time, {fps:g} fps")
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(methods))[::-1], methods)
+    ax.set_xlabel("flow fields per second, one CPU core (log scale)")
+    ax.set_title("The cost of optical flow, before any network runs", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlim(right=ax.get_xlim()[1] * 3)
+    return fig

@@ -35,6 +35,7 @@ run_model() {
     c3d) train c3d --clips 1300 --epochs 8 ;;
     i3d) train i3d --clips 1300 --epochs 10 ;;
     xception) train xception --clips 1300 --epochs 6 ;;
+    conv_fusion) train conv_fusion --clips 1300 --epochs 8 ;;
     i3d_xception_fusion)
       # The poster's recipe: the two streams trained separately (above), fused by averaging
       # their softmax scores. It reads their release copies, so it also runs on its own.
@@ -54,7 +55,7 @@ run_model() {
 }
 
 ALL=(single_frame lrcn two_stream c3d i3d xception i3d_xception_fusion
-  karpathy_single_frame karpathy_early karpathy_late karpathy_slow)
+  karpathy_single_frame karpathy_early karpathy_late karpathy_slow conv_fusion)
 for model in "${MODELS[@]:-${ALL[@]}}"; do
   run_model "$model"
 done

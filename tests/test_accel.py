@@ -55,8 +55,10 @@ def _run(model: nn.Module, inputs: object) -> list[torch.Tensor]:
 
 
 #: Registered models with no layer hartutor.accel has a faster twin for (plain 2D CNNs on
-#: stacked flow); optimize leaves them as they are.
+#: stacked flow; TSN's and the conv fusion's streams are plain 2D CNNs too); optimize leaves
+#: them as they are.
 _NOTHING_TO_SWAP = {"two_stream_temporal"}
+_NOTHING_TO_SWAP |= {"tsn", "conv_fusion"}
 
 
 @pytest.mark.parametrize("name", list_models())

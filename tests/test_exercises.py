@@ -208,6 +208,38 @@ def test_03_temporal_perturbations(capsys, monkeypatch):
     assert "percent" in refused(capsys, "03-temporal-perturbations", percent, model=None, data=None)
 
 
+def test_03_tsn_test_frames(capsys):
+    # 16 frames in 5 segments of 3.2: centres 1.6, 4.8, 8.0, 11.2, 14.4.
+    accepted("03-tsn-test-frames", [1, 4, 8, 11, 14], num_frames=16, num_segments=5)
+    firsts = [0, 3, 6, 9, 12]
+    assert "first frames" in refused(capsys, "03-tsn-test-frames", firsts, num_segments=5)
+    assert "from 0" in refused(capsys, "03-tsn-test-frames", [2, 5, 9, 12, 15], num_segments=5)
+    assert "segment" in refused(capsys, "03-tsn-test-frames", [1, 4, 8], num_segments=5)
+    assert "centre" in refused(capsys, "03-tsn-test-frames", [1.6, 4.8, 8, 11.2, 14.4])
+
+
+def test_03_fusion_params(capsys):
+    from hartutor.exercises.nb03 import fusion_layer_parameters
+
+    c = 64  # conv5 of the tiny CNN-M streams
+    assert fusion_layer_parameters("conv3d") == 27 * 2 * c * c + c
+    accepted("03-fusion-params", 27 * 2 * c * c + c, channels=c)
+    assert "2C input" in refused(capsys, "03-fusion-params", 27 * c * c + c, channels=c)
+    assert "1x1" in refused(capsys, "03-fusion-params", 2 * c * c + c, channels=c)
+    assert "bias" in refused(capsys, "03-fusion-params", 27 * 2 * c * c, channels=c)
+    assert "number" in refused(capsys, "03-fusion-params", "many", channels=c)
+
+
+def test_03_flow_budget(capsys):
+    from hartutor.flow import FlowRate
+
+    rates = [FlowRate("tvl1", (224, 224), 0.5, 2), FlowRate("tvl1", (64, 64), 5.0, 2)]
+    accepted("03-flow-budget", 50.0, rates=rates)
+    assert "Inverted" in refused(capsys, "03-flow-budget", 0.02, rates=rates)
+    assert "tiny frame size" in refused(capsys, "03-flow-budget", 5.0, rates=rates)
+    assert "per flow field" in refused(capsys, "03-flow-budget", 2.0, rates=rates)
+
+
 # 04 ---------------------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ SHIPPED: dict[str, tuple[str, float]] = {
     "karpathy_early_tiny.pt": ("karpathy", 0.45),
     "karpathy_late_tiny.pt": ("karpathy", 0.55),
     "karpathy_slow_tiny.pt": ("karpathy", 0.6),
+    "conv_fusion_tiny.pt": ("conv_fusion", 0.6),
 }
 
 PAIR_CLASSES = [name for pair in REVERSAL_PAIRS for name in pair]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hartutor.course import exercise
-from hartutor.exercises._common import as_mapping, as_number, as_pair, close
+from hartutor.exercises._common import as_mapping, as_number, as_numbers, as_pair, close
 
 
 def backward_forward_gap(seed: int, k: int = 5, *, on_figure: bool = True) -> float:
@@ -123,3 +123,97 @@ def _temporal(answer: object, *, model: Any, data: Any, seed: int = 0) -> str | 
         f"{wrong} differ from the temporal stream's own scores: evaluate model.streams['temporal'] "
         f"on the same clips, with batch_transform=reverse_batch or shuffle_batch({seed})."
     )
+
+
+@exercise(
+    "03-tsn-test-frames",
+    "Give the frame indices (from 0) TSN scores at test time in a clip of num_frames frames "
+    "cut into num_segments segments.",
+)
+def _tsn_frames(answer: object, *, num_frames: int = 16, num_segments: int = 5) -> str | None:
+    from hartutor.models.tsn import segment_starts
+
+    values = as_numbers(answer, num_segments, "Your answer")
+    if isinstance(values, str):
+        return values.replace("one per frame", "one per segment")
+    truth = segment_starts(num_frames, num_segments).tolist()
+    if [int(v) for v in values] == truth and all(float(v).is_integer() for v in values):
+        return None
+    firsts = [int(k * num_frames / num_segments) for k in range(num_segments)]
+    if [int(v) for v in values] == firsts:
+        return "Those are the segments' first frames; at test time TSN takes each segment's centre."
+    if [int(v) - 1 for v in values] == truth:
+        return "Count frames from 0, as Python indexes them."
+    return (
+        f"Cut {num_frames} frames into {num_segments} equal segments (each "
+        f"{num_frames / num_segments:g} frames long) and take the frame at each segment's centre, "
+        "rounded down."
+    )
+
+
+def fusion_layer_parameters(method: str, *, preset: str = "tiny") -> int:
+    """Parameters a fusion ``method`` adds to the sum fusion of the same streams."""
+    import torch
+
+    from hartutor.models import build_model
+    from hartutor.params import count_parameters
+
+    with torch.device("meta"):
+        counts = [
+            count_parameters(build_model("conv_fusion", preset=preset, method=m))
+            for m in (method, "sum")
+        ]
+    return counts[0] - counts[1]
+
+
+@exercise(
+    "03-fusion-params",
+    "Give the number of parameters the 3D-conv fusion layer adds to sum fusion on the tiny "
+    "streams (C channels at conv5).",
+)
+def _fusion_params(answer: object, *, channels: int = 64) -> str | None:
+    value = as_number(answer, "The parameter count")
+    if isinstance(value, str):
+        return value
+    truth = fusion_layer_parameters("conv3d")
+    if value == truth:
+        return None
+    c = channels
+    if value == 27 * c * c + c:
+        return "The fusion convolution reads both streams' maps stacked: 2C input channels, not C."
+    if value == 2 * c * c + c:
+        return "That is the 1x1 concatenation fusion; the 3D one has 3x3x3 taps per weight."
+    if value == 27 * 2 * c * c:
+        return "Almost: the convolution has a bias too, one per output channel."
+    return (
+        "A 3x3x3 convolution from 2C to C channels: count its weights (out x in x taps) and its "
+        "biases, or compare count_parameters of the conv3d and sum models."
+    )
+
+
+def tvl1_seconds_per_second(rates: Sequence[Any], fps: float = 25.0) -> float:
+    """Seconds of one core per second of ``fps`` video for TV-L1 at 224x224."""
+    rate = next(r for r in rates if r.method == "tvl1" and tuple(r.size) == (224, 224))
+    return fps / rate.fields_per_second
+
+
+@exercise(
+    "03-flow-budget",
+    "Give the seconds of one CPU core TV-L1 needs per second of 25 fps video at 224x224, from "
+    "the rates measured in the notebook.",
+)
+def _flow_budget(answer: object, *, rates: Sequence[Any]) -> str | None:
+    value = as_number(answer, "The time")
+    if isinstance(value, str):
+        return value
+    truth = tvl1_seconds_per_second(rates)
+    if close(value, truth, rel=1e-3):
+        return None
+    if close(value, 1 / truth, rel=1e-3):
+        return "Inverted: that is video seconds per second of computation; divide 25 by the rate."
+    small = [r for r in rates if r.method == "tvl1" and tuple(r.size) != (224, 224)]
+    if any(close(value, 25 / r.fields_per_second, rel=1e-3) for r in small):
+        return "That is the tiny frame size; use the 224x224 row, the networks' input size."
+    if close(value, truth / 25, rel=1e-3):
+        return "That is the time per flow field; a second of video needs 25 of them."
+    return "25 fields per second of video, divided by TV-L1's fields per second at 224x224."

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 # Importing each family's module registers its builders.
-from hartutor.models import c3d, frame, fusion, i3d, karpathy, two_stream, xception  # noqa: F401
+from hartutor.models import (  # noqa: F401
+    c3d,
+    conv_fusion,
+    frame,
+    fusion,
+    i3d,
+    karpathy,
+    tsn,
+    two_stream,
+    xception,
+)
 from hartutor.models.registry import build_model, get_model_builder, list_models, register_model
 
 __all__ = ["build_model", "get_model_builder", "list_models", "register_model"]
