@@ -55,8 +55,9 @@ def _run(model: nn.Module, inputs: object) -> list[torch.Tensor]:
 
 
 #: Registered models with no layer hartutor.accel has a faster twin for (plain 2D CNNs on
-#: stacked flow); optimize leaves them as they are.
-_NOTHING_TO_SWAP = {"two_stream_temporal"}
+#: stacked flow; Res3D, built from torchvision's r3d_18 blocks, and T3D, plain nn.Conv3d
+#: layers, until a benchmark shows a twin pays); optimize leaves them as they are.
+_NOTHING_TO_SWAP = {"two_stream_temporal", "res3d", "t3d"}
 
 
 @pytest.mark.parametrize("name", list_models())
