@@ -164,8 +164,9 @@ def res3d(
 ) -> Res3D:
     """Build Res3D. ``paper``: torchvision's ``r3d_18`` (16x112x112 clips; its Kinetics-400
     state dict loads as is). ``tiny``: the same 18 layers at 1/4 of the widths (16..128) for
-    16x64x64 clips, trainable on a CPU. (At 1/8, widths 8..64, it stayed at chance on the
-    synthetic set: 9.2% validation top-1 after 4 epochs, where T3D's tiny preset reached 60%.)
+    16x64x64 clips, trainable on a CPU. Train it at learning rate 1e-3 (``--lr 1e-3``): at
+    the CLI's default 2e-3 it stayed near chance on the synthetic set (under 10% validation
+    top-1 after 4 epochs, at widths 8..64 and 16..128 alike).
     """
     if preset == "paper":
         spec = PAPER_SPEC if in_channels == 3 else _plain_spec(in_channels, 112)
