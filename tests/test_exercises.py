@@ -293,6 +293,19 @@ def test_04_slim_c3d(capsys):
     assert "share" in refused(capsys, "04-slim-c3d", slim / full)
 
 
+def test_04_ttl_cost_refuses_the_ttls_alone_and_a_total(capsys):
+    from hartutor.exercises.nb04 import _t3d_counts
+
+    counts = _t3d_counts()
+    extra = counts["t3d"] - counts["plain"]
+    assert extra > 0
+    accepted("04-ttl-cost", extra)
+    assert "subtract" in refused(capsys, "04-ttl-cost", counts["ttls"])
+    assert "difference" in refused(capsys, "04-ttl-cost", counts["t3d"])
+    assert "sign" in refused(capsys, "04-ttl-cost", -extra)
+    assert "ratio" in refused(capsys, "04-ttl-cost", counts["t3d"] / counts["plain"])
+
+
 # 08 ---------------------------------------------------------------------------------------
 
 

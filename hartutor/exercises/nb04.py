@@ -106,3 +106,45 @@ def _slim(answer: object) -> str | None:
     return (
         "Build C3D(num_classes=101, fc_features=1024) on the meta device and count_parameters it."
     )
+
+
+def _t3d_counts() -> dict[str, int]:
+    from hartutor.models import build_model
+    from hartutor.params import count_parameters
+
+    with torch.device("meta"):
+        ttl = build_model("t3d", num_classes=101)
+        plain = build_model("t3d", num_classes=101, ttl=False)
+    return {
+        "t3d": count_parameters(ttl),
+        "plain": count_parameters(plain),
+        "ttls": sum(count_parameters(m) for m in ttl.transition_layers()),
+        "transitions": sum(count_parameters(m) for m in plain.transition_layers()),
+    }
+
+
+@exercise(
+    "04-ttl-cost",
+    "How many parameters do T3D's Temporal Transition Layers add to DenseNet3D-121 (both at "
+    "101 classes, build_model('t3d', ...) with ttl=True and ttl=False)?",
+)
+def _ttl_cost(answer: object) -> str | None:
+    value = as_number(answer, "The parameter count")
+    if isinstance(value, str):
+        return value
+    counts = _t3d_counts()
+    extra = counts["t3d"] - counts["plain"]
+    if value == extra:
+        return None
+    if value == -extra:
+        return "Your difference has the wrong sign: T3D minus DenseNet3D."
+    if value == counts["ttls"]:
+        return (
+            "That is all the TTLs hold; the plain transitions they replace had parameters too "
+            "(a BatchNorm and a 1x1x1 conv each): subtract them."
+        )
+    if value in (counts["t3d"], counts["plain"]):
+        return "That is one network's total; give the difference between the two."
+    if 0 < value < 10:
+        return "Give the number of parameters added, not a ratio."
+    return "Build both on the meta device and subtract their count_parameters."

@@ -10,6 +10,8 @@ from hartutor.models import (  # noqa: F401
     fusion,
     i3d,
     karpathy,
+    res3d,
+    t3d,
     tsn,
     two_stream,
     xception,
