@@ -145,6 +145,17 @@ def ucf101() -> list[str]:
     return list(UCF101_CLASSES)
 
 
+#: Label sets whose class names come from a downloaded file (the others ship with torchvision,
+#: timm or hartutor): ``hartutor weights download`` fetches it with the weights that need it.
+DOWNLOADED_LABEL_SETS: dict[str, str] = {"kinetics600": "kinetics600_label_map"}
+
+
+def label_set_files(name: str) -> list[RemoteFile]:
+    """The files to download for label set ``name`` (empty when nothing is downloaded)."""
+    key = DOWNLOADED_LABEL_SETS.get(name)
+    return [LABEL_FILES[key]] if key is not None else []
+
+
 def load_label_set(name: str) -> list[str]:
     """Class names of a label set by name: one of :data:`LABEL_SETS`."""
     loaders = {
