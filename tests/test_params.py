@@ -135,17 +135,6 @@ from hartutor.params import (  # noqa: E402
     table2_markdown,
 )
 
-#: The poster's Table 2 rows whose model another branch brings. Strict: once merged these
-#: cases pass, fail as XPASS, and the marks are to be removed.
-_ARRIVING = ("karpathy", "res3d", "t3d")
-
-
-def _with_arrival_mark(row):
-    if row.model in _ARRIVING:
-        mark = pytest.mark.xfail(strict=True, reason="model arrives with branch h21a/h21b")
-        return pytest.param(row, id=row.name, marks=mark)
-    return pytest.param(row, id=row.name)
-
 
 def test_table2_keeps_the_posters_eight_rows_in_order_as_printed() -> None:
     assert [r.name for r in POSTER_TABLE2] == [
@@ -180,9 +169,9 @@ def test_table2_claims_are_the_posters_own_text() -> None:
         assert line in text, line
 
 
-@pytest.mark.parametrize("row", [_with_arrival_mark(r) for r in POSTER_TABLE2])
+@pytest.mark.parametrize("row", POSTER_TABLE2, ids=lambda r: r.name)
 def test_every_poster_row_has_a_hartutor_model(row) -> None:
-    """Fails for a poster row no registered model builds (xfail: another branch brings it)."""
+    """Fails for a poster row no registered model builds."""
     from hartutor.models import list_models
 
     assert row.model in list_models()
