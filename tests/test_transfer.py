@@ -133,9 +133,11 @@ def test_world_checkpoints_ship_small_and_describe_themselves():
         T.SOURCE_CHECKPOINTS["frame"]: IMAGE_CLASSES,
         T.TARGET_CHECKPOINTS["temporal"]: TARGET_CLASSES,
         T.TARGET_CHECKPOINTS["frame"]: TARGET_CLASSES,
+        T.INFLATION_SOURCE_CHECKPOINT: IMAGE_CLASSES,
     }
     for kind in T.STREAMS:
-        for name in (T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]):
+        names = [T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]]
+        for name in names + ([T.INFLATION_SOURCE_CHECKPOINT] if kind == "temporal" else []):
             path = T.CHECKPOINT_DIR / name
             assert path.stat().st_size <= 5 * 1024 * 1024
             payload = read_checkpoint(path)
