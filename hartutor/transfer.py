@@ -333,9 +333,9 @@ class Recipe:
 #: validation clips (the ``val`` split), never on the test clips.
 PRETRAIN_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),
-    "frame": Recipe(epochs=5, lr=2e-3, augment=True),
+    "frame": Recipe(epochs=12, lr=2e-3),
 }
-#: The temporal stream's 2D twin on the image source (one-frame clips of 32x32).
+#: The temporal stream's 2D twin on the image source (one-frame clips of 32x32, 8000 images).
 TWIN_RECIPE = Recipe(epochs=5, lr=2e-3, augment=True)
 FINETUNE_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),

@@ -1,16 +1,19 @@
 """Pretrain the transfer world's source streams and measure transfer and fusion (issue 18).
 
-    python scripts/transfer_world.py pretrain            # writes the two source checkpoints
+    python scripts/transfer_world.py pretrain            # writes the three source checkpoints
     python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
     python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` images, seed 0),
-both with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
-``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``).
+and the tiny I3D's 2D twin on the image source at 32x32 (``--twin-images``, one-frame clips),
+all with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
+``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``,
+``i3d_tiny_image_source.pt``).
 
 ``measure``: for every training seed, each stream fine-tuned on the target training set (20
-clips per class, data seed 0) from its source checkpoint and from scratch, then scored on
+clips per class, data seed 0) from its source checkpoint and from scratch (and the temporal
+stream from its inflated image twin, ``--inits inflated``), then scored on
 held-out clips of ``--split`` (``val`` for choosing recipes, ``test`` for the reported figures:
 no choice is ever made on it); the fusion of the two fine-tuned streams (softmax mean and logit
 sum) per family; Table 1 of the source temporal stream; the data-efficiency curve with
@@ -61,11 +64,19 @@ def pretrain(args: argparse.Namespace) -> None:
     if images:
         t = time.perf_counter()
         streams = ("frame", "temporal") if "twin" in images else ("frame",)
-        data = T.render_images(args.images, seed=0, split="train", streams=streams)
+        counts = {"frame": args.images, "twin": args.twin_images}
+        rendered = T.render_images(
+            max(counts[k] for k in images), seed=0, split="train", streams=streams
+        )
         val = T.render_images(200, seed=0, split="val", streams=streams)
-        print(f"{len(data)} images rendered ({time.perf_counter() - t:.0f} s)")
+        print(f"{len(rendered)} images rendered ({time.perf_counter() - t:.0f} s)")
     for kind in images:
         t = time.perf_counter()
+        # the first n images of a larger render are the n images of a smaller one
+        n = counts[kind]
+        data = T.StreamSet(
+            {k: v[:n] for k, v in rendered.inputs.items()}, rendered.labels[:n], T.IMAGE_CLASSES
+        )
         stream = "frame" if kind == "frame" else "temporal"
         recipe = T.PRETRAIN_RECIPES["frame"] if kind == "frame" else T.TWIN_RECIPE
         name = T.SOURCE_CHECKPOINTS["frame"] if kind == "frame" else T.INFLATION_SOURCE_CHECKPOINT
@@ -233,7 +244,8 @@ def main() -> None:
         help="twin: the temporal stream's 2D twin on the image source, for init='inflated'",
     )
     p.add_argument("--video-clips", type=int, default=80)
-    p.add_argument("--images", type=int, default=8000)
+    p.add_argument("--images", type=int, default=3000, help="image-source images (frame)")
+    p.add_argument("--twin-images", type=int, default=8000, help="images for the 2D twin")
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--split", choices=("val", "test"), default="val")
