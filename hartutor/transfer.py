@@ -339,7 +339,7 @@ PRETRAIN_RECIPES: dict[str, Recipe] = {
 TWIN_RECIPE = Recipe(epochs=5, lr=2e-3, augment=True)
 FINETUNE_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),
-    "frame": Recipe(epochs=8, lr=2e-3),
+    "frame": Recipe(epochs=8, lr=2e-3, augment=True),
 }
 
 
