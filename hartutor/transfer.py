@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from hartutor.models import build_model
@@ -56,6 +57,9 @@ SOURCE_CHECKPOINTS: dict[str, str] = {
     "temporal": "i3d_tiny_video_source.pt",
     "frame": "xception_tiny_image_source.pt",
 }
+#: The tiny I3D's 2D twin (the same network on one-frame clips) trained on the image source at
+#: the temporal stream's 32x32, which ``finetune(..., init="inflated")`` inflates.
+INFLATION_SOURCE_CHECKPOINT = "i3d_tiny_image_source.pt"
 #: The streams fine-tuned on the target set from those (seed 0), used by ``hartutor demo``.
 TARGET_CHECKPOINTS: dict[str, str] = {
     "temporal": "i3d_tiny_world_target.pt",
@@ -128,9 +132,9 @@ class StreamSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def data(self, kind: str) -> TensorClips:
+    def data(self, kind: str, *, augment: bool = False) -> TensorClips:
         """A :class:`TensorClips` dataset of one stream's inputs (for ``fit``)."""
-        return TensorClips(self.inputs[kind], self.labels)
+        return TensorClips(self.inputs[kind], self.labels, augment=augment)
 
     def subset(self, clips_per_class: int) -> StreamSet:
         """The first ``clips_per_class`` clips of every class (a smaller training set)."""
@@ -153,19 +157,50 @@ class StreamSet:
 
 
 class TensorClips(Dataset):
-    """Pre-rendered clips as pytorchvideo-style dicts ``{"video": float32, "label": int}``."""
+    """Pre-rendered clips as pytorchvideo-style dicts ``{"video": float32, "label": int}``.
 
-    def __init__(self, videos: torch.Tensor, labels: torch.Tensor) -> None:
+    ``augment`` flips a clip left-right with probability 1/2 and shifts it by up to ``shift``
+    pixels each way (edges repeated), drawn from torch's global generator (which
+    :func:`~hartutor.train.fit` seeds): the same object in another place is the same class, so
+    a small image source goes further (as ImageNet training crops and flips its photos).
+    """
+
+    def __init__(
+        self,
+        videos: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        augment: bool = False,
+        shift: int = 8,
+    ) -> None:
         if len(videos) != len(labels):
             raise ValueError(f"{len(videos)} videos but {len(labels)} labels")
         self.videos = videos
         self.labels = labels
+        self.augment = augment
+        self.shift = int(shift)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"video": self.videos[index].float(), "label": int(self.labels[index])}
+        video = self.videos[index].float()
+        if self.augment:
+            video = augment_clip(video, self.shift)
+        return {"video": video, "label": int(self.labels[index])}
+
+
+def augment_clip(video: torch.Tensor, shift: int = 8) -> torch.Tensor:
+    """``video`` (C, T, H, W) flipped left-right with probability 1/2 and translated by up to
+    ``shift`` pixels in each direction (the border pixels repeated), all frames alike."""
+    if bool(torch.rand(()) < 0.5):
+        video = video.flip(-1)
+    if shift > 0:
+        dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,)))
+        height, width = video.shape[-2:]
+        padded = F.pad(video, (shift, shift, shift, shift), mode="replicate")
+        video = padded[..., shift + dy : shift + dy + height, shift + dx : shift + dx + width]
+    return video
 
 
 class WorldClips(Dataset):
@@ -245,12 +280,25 @@ def render_streams(
     )
 
 
-def render_images(num_images: int, *, seed: int = 0, split: str = "train") -> StreamSet:
-    """Render :class:`SyntheticImages` (one 96x96 frame each) as the frame stream's input."""
+def render_images(
+    num_images: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    streams: Sequence[str] = ("frame",),
+) -> StreamSet:
+    """Render :class:`SyntheticImages` (one 96x96 frame each) as one-frame clips for the frame
+    stream (96x96) and, in ``streams``, for the temporal stream's 2D twin (resized to its
+    32x32 by the same adapter as the clips)."""
     data = SyntheticImages(num_images, seed=seed, split=split)
     videos = torch.stack([data[i]["video"] for i in range(len(data))]).mul_(2.0).sub_(1.0)
+    side = TEMPORAL_INPUT[1]
+    inputs = {
+        "frame": videos,
+        "temporal": ClipAdapter(size=(side, side))(videos) if "temporal" in streams else None,
+    }
     return StreamSet(
-        {"frame": videos.half()},
+        {k: inputs[k].half() for k in streams},
         torch.as_tensor(data.labels, dtype=torch.long),
         IMAGE_CLASSES,
     )
@@ -277,6 +325,8 @@ class Recipe:
     epochs: int
     lr: float
     batch_size: int = 16
+    #: random flips and shifts of the training clips (:func:`augment_clip`)
+    augment: bool = False
 
 
 #: Pretraining recipes (sources) and the fine-tuning recipe (target), per stream. Chosen on
@@ -285,9 +335,11 @@ PRETRAIN_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),
     "frame": Recipe(epochs=12, lr=2e-3),
 }
+#: The temporal stream's 2D twin on the image source (one-frame clips of 32x32, 8000 images).
+TWIN_RECIPE = Recipe(epochs=5, lr=2e-3, augment=True)
 FINETUNE_RECIPES: dict[str, Recipe] = {
     "temporal": Recipe(epochs=12, lr=2e-3),
-    "frame": Recipe(epochs=8, lr=2e-3),
+    "frame": Recipe(epochs=8, lr=2e-3, augment=True),
 }
 
 
@@ -303,7 +355,8 @@ def pretrain(
     weights-only checkpoint that :func:`hartutor.train.load_checkpoint` reads."""
     recipe = recipe or PRETRAIN_RECIPES[kind]
     model = build_stream(kind, len(source.class_names))
-    fit(model, source.data(kind), config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
+    data = source.data(kind, augment=recipe.augment)
+    fit(model, data, config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
     model.eval()
     if out is not None:
         save_stream(model, kind, out, class_names=source.class_names, recipe=recipe, seed=seed)
@@ -358,7 +411,24 @@ def transfer_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> lis
     return sorted(set(own) - set(loaded))
 
 
-Init = Literal["scratch", "pretrained"]
+Init = Literal["scratch", "pretrained", "inflated"]
+
+
+def inflated_temporal_stream(
+    num_classes: int = len(TARGET_CLASSES), path: str | Path | None = None
+) -> nn.Module:
+    """The temporal stream initialised by inflating its image-pretrained 2D twin (notebook 05's
+    inflation put to use): every layer but the classifier from
+    :data:`INFLATION_SOURCE_CHECKPOINT` (or ``path``), each k-tap kernel the 2D kernel the
+    twin learnt, repeated over time and divided by k
+    (:func:`~hartutor.models.inflate.inflate_still_twin`)."""
+    from hartutor.models.inflate import inflate_still_twin
+
+    path = Path(path) if path is not None else CHECKPOINT_DIR / INFLATION_SOURCE_CHECKPOINT
+    twin, _ = load_stream("temporal", path)
+    model = temporal_stream(num_classes)
+    transfer_weights(model, inflate_still_twin(twin).state_dict())
+    return model
 
 
 def finetune(
@@ -371,7 +441,9 @@ def finetune(
     source: str | Path | None = None,
 ) -> nn.Module:
     """Train a stream on a target set from the shipped source checkpoint (``"pretrained"``,
-    or ``source``), from a module's weights, or from random weights (``"scratch"``)."""
+    or ``source``), from a module's weights, from random weights (``"scratch"``), or, for the
+    temporal stream, from its image-pretrained 2D twin inflated (``"inflated"``, see
+    :func:`inflated_temporal_stream`; ``source`` then names the twin's checkpoint)."""
     recipe = recipe or FINETUNE_RECIPES[kind]
     torch.manual_seed(seed)
     model = build_stream(kind, len(train.class_names))
@@ -379,9 +451,17 @@ def finetune(
         transfer_weights(model, init.state_dict())
     elif init == "pretrained":
         transfer_weights(model, load_stream(kind, source)[0].state_dict())
+    elif init == "inflated":
+        if kind != "temporal":
+            raise ValueError("init='inflated' is for the temporal stream (a 3D network)")
+        path = Path(source) if source is not None else None
+        transfer_weights(model, inflated_temporal_stream(len(train.class_names), path).state_dict())
     elif init != "scratch":
-        raise ValueError(f"init must be 'scratch', 'pretrained' or a module, got {init!r}")
-    fit(model, train.data(kind), config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
+        raise ValueError(
+            f"init must be 'scratch', 'pretrained', 'inflated' or a module, got {init!r}"
+        )
+    data = train.data(kind, augment=recipe.augment)
+    fit(model, data, config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
     return model.eval()
 
 

@@ -1,16 +1,19 @@
 """Pretrain the transfer world's source streams and measure transfer and fusion (issue 18).
 
-    python scripts/transfer_world.py pretrain            # writes the two source checkpoints
+    python scripts/transfer_world.py pretrain            # writes the three source checkpoints
     python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
     python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` images, seed 0),
-both with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
-``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``).
+and the tiny I3D's 2D twin on the image source at 32x32 (``--twin-images``, one-frame clips),
+all with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
+``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``,
+``i3d_tiny_image_source.pt``).
 
 ``measure``: for every training seed, each stream fine-tuned on the target training set (20
-clips per class, data seed 0) from its source checkpoint and from scratch, then scored on
+clips per class, data seed 0) from its source checkpoint and from scratch (and the temporal
+stream from its inflated image twin, ``--inits inflated``), then scored on
 held-out clips of ``--split`` (``val`` for choosing recipes, ``test`` for the reported figures:
 no choice is ever made on it); the fusion of the two fine-tuned streams (softmax mean and logit
 sum) per family; Table 1 of the source temporal stream; the data-efficiency curve with
@@ -20,6 +23,7 @@ sum) per family; Table 1 of the source temporal stream; the data-efficiency curv
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -56,22 +60,44 @@ def pretrain(args: argparse.Namespace) -> None:
         val = T.render_streams(VIDEO_SOURCE_CLASSES, 10, seed=0, split="val", streams=("temporal",))
         acc = T.accuracy(T.stream_logits(model, val.inputs["temporal"]), val.labels)
         print(f"temporal source: val top-1 {acc:.1%} ({time.perf_counter() - t:.0f} s)")
-    if "frame" in args.streams:
+    images = [kind for kind in args.streams if kind in ("frame", "twin")]
+    if images:
         t = time.perf_counter()
-        images = T.render_images(args.images, seed=0, split="train")
-        model = T.pretrain("frame", images, seed=0)
+        streams = ("frame", "temporal") if "twin" in images else ("frame",)
+        counts = {"frame": args.images, "twin": args.twin_images}
+        rendered = T.render_images(
+            max(counts[k] for k in images), seed=0, split="train", streams=streams
+        )
+        val = T.render_images(200, seed=0, split="val", streams=streams)
+        print(f"{len(rendered)} images rendered ({time.perf_counter() - t:.0f} s)")
+    for kind in images:
+        t = time.perf_counter()
+        # the first n images of a larger render are the n images of a smaller one
+        n = counts[kind]
+        data = T.StreamSet(
+            {k: v[:n] for k, v in rendered.inputs.items()}, rendered.labels[:n], T.IMAGE_CLASSES
+        )
+        stream = "frame" if kind == "frame" else "temporal"
+        recipe = T.PRETRAIN_RECIPES["frame"] if kind == "frame" else T.TWIN_RECIPE
+        name = T.SOURCE_CHECKPOINTS["frame"] if kind == "frame" else T.INFLATION_SOURCE_CHECKPOINT
+        model = T.pretrain(stream, data, seed=0, recipe=recipe)
+        side = 96 if kind == "frame" else 32
         T.save_stream(
             model,
-            "frame",
-            out / T.SOURCE_CHECKPOINTS["frame"],
-            class_names=images.class_names,
-            recipe=T.PRETRAIN_RECIPES["frame"],
+            stream,
+            out / name,
+            class_names=data.class_names,
+            recipe=recipe,
             seed=0,
-            data=f"image source: {len(images)} images of 96x96, render seed 0, split train",
+            data=f"image source: {len(data)} images of 96x96, render seed 0, split train"
+            + ("" if kind == "frame" else ", resized to 32x32 (one-frame clips: the 2D twin)"),
         )
-        val = T.render_images(200, seed=0, split="val")
-        acc = T.accuracy(T.stream_logits(model, val.inputs["frame"]), val.labels)
-        print(f"frame source: val top-1 {acc:.1%} ({time.perf_counter() - t:.0f} s)")
+        acc = T.accuracy(T.stream_logits(model, val.inputs[stream]), val.labels)
+        print(
+            f"{kind} ({side}x{side}) image source: val top-1 {acc:.1%} "
+            f"({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -84,13 +110,15 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def _source(args: argparse.Namespace, kind: str) -> Path:
+def _source(args: argparse.Namespace, kind: str, init: str = "pretrained") -> Path:
+    if init == "inflated":
+        return Path(args.checkpoints) / T.INFLATION_SOURCE_CHECKPOINT
     return Path(args.checkpoints) / T.SOURCE_CHECKPOINTS[kind]
 
 
 def _recipe(args: argparse.Namespace, kind: str) -> T.Recipe:
     recipe = T.FINETUNE_RECIPES[kind]
-    return T.Recipe(args.epochs or recipe.epochs, args.lr or recipe.lr, recipe.batch_size)
+    return dataclasses.replace(recipe, epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr)
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -107,13 +135,15 @@ def measure(args: argparse.Namespace) -> None:
         for prefix, data in sizes:
             for kind in args.streams:
                 for init in args.inits:
+                    if init == "inflated" and kind != "temporal":
+                        continue  # only the 3D stream inflates
                     t = time.perf_counter()
                     model = T.finetune(
                         kind,
                         data,
                         init=init,
                         seed=seed,
-                        source=_source(args, kind),
+                        source=_source(args, kind, init),
                         recipe=_recipe(args, kind),
                     )
                     seconds = time.perf_counter() - t
@@ -206,15 +236,28 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pretrain")
     p.add_argument("--out", default=str(T.CHECKPOINT_DIR))
-    p.add_argument("--streams", nargs="+", default=list(T.STREAMS))
+    p.add_argument(
+        "--streams",
+        nargs="+",
+        default=[*T.STREAMS, "twin"],
+        choices=[*T.STREAMS, "twin"],
+        help="twin: the temporal stream's 2D twin on the image source, for init='inflated'",
+    )
     p.add_argument("--video-clips", type=int, default=80)
-    p.add_argument("--images", type=int, default=3000)
+    p.add_argument("--images", type=int, default=3000, help="image-source images (frame)")
+    p.add_argument("--twin-images", type=int, default=8000, help="images for the 2D twin")
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--split", choices=("val", "test"), default="val")
     m.add_argument("--clips", type=int, default=20)
     m.add_argument("--eval-clips", type=int, default=40)
-    m.add_argument("--inits", nargs="+", default=["pretrained", "scratch"])
+    m.add_argument(
+        "--inits",
+        nargs="+",
+        default=["pretrained", "scratch", "inflated"],
+        choices=["pretrained", "scratch", "inflated"],
+        help="inflated: the temporal stream from its image-pretrained 2D twin",
+    )
     m.add_argument("--curve", type=int, nargs="*", default=[])
     m.add_argument("--curve-only", action="store_true", help="skip the full training set")
     m.add_argument("--logits", required=True, help="folder for every run's test logits")

@@ -10,7 +10,7 @@ from torch import nn
 
 import hartutor  # noqa: F401  (before torchvision)
 from hartutor.errors import HartutorError
-from hartutor.models.i3d import InceptionI3d
+from hartutor.models.i3d import InceptionI3d, i3d
 from hartutor.models.inflate import (
     InflatedConv3d,
     InflationError,
@@ -20,6 +20,8 @@ from hartutor.models.inflate import (
     inflate_conv2d,
     inflate_model,
     inflate_pool2d,
+    inflate_still_twin,
+    still_kernel,
 )
 
 
@@ -268,3 +270,52 @@ def test_googlenet_where_the_fixed_point_breaks(googlenet: nn.Module) -> None:
         shifted = zeros.Conv3d_1a_7x7(_boring(even, 16))[:, :, 3]
         assert shifted.shape[-2:] == googlenet.conv1(even).shape[-2:]
         assert (shifted - googlenet.conv1(even)).abs().max() > 1e-2
+
+
+def _tiny_i3d(padding: str) -> InceptionI3d:
+    model = i3d(preset="tiny", num_classes=5, temporal_padding=padding)  # type: ignore[arg-type]
+    with torch.no_grad():  # BatchNorm statistics away from the identity, so they matter
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def test_still_twin_inflation_gives_the_twins_output_on_a_boring_video() -> None:
+    """Replicate padding: a one-frame clip sees each kernel's tap sum; the inflated network on
+    that frame repeated sees the same sum at every time step, edges included."""
+    torch.manual_seed(0)
+    twin = _tiny_i3d("replicate")
+    before = {k: v.clone() for k, v in twin.state_dict().items()}
+    image = torch.randn(2, 3, 1, 32, 32)
+    inflated = inflate_still_twin(twin)
+    with torch.no_grad():
+        still = twin(image)
+        boring = inflated(image.expand(-1, -1, 16, -1, -1))
+        moving = torch.randn(2, 3, 16, 32, 32)
+        changed = (inflated(moving) - twin(moving)).abs().max()
+    assert torch.allclose(boring, still, atol=1e-4)
+    # The twin is left as it was; the inflated copy computes something else on real video.
+    assert all(torch.equal(v, twin.state_dict()[k]) for k, v in before.items())
+    assert changed > 1e-3
+
+
+def test_still_kernel_is_the_tap_a_single_frame_meets() -> None:
+    torch.manual_seed(1)
+    twin = _tiny_i3d("zeros")
+    conv = twin.Conv3d_1a_7x7.conv3d  # 7 taps, stride 2: SAME pads 3 frames before one frame
+    assert torch.equal(still_kernel(conv), conv.weight[:, :, 3])
+    inflated = inflate_still_twin(twin).Conv3d_1a_7x7.conv3d
+    assert torch.allclose(inflated.weight.sum(2), conv.weight[:, :, 3], atol=1e-6)
+    assert torch.allclose(inflated.weight[:, :, 0], inflated.weight[:, :, 6])
+    # With zero padding the inflated network on a boring video agrees with the twin on the
+    # frame only approximately (frames near the ends see zeros), but closely.
+    image = torch.randn(2, 3, 1, 32, 32)
+    with torch.no_grad():
+        still = twin(image)
+        boring = inflate_still_twin(twin)(image.expand(-1, -1, 16, -1, -1))
+    assert torch.corrcoef(torch.stack([still.flatten(), boring.flatten()]))[0, 1] > 0.9
+    plain = nn.Conv3d(2, 2, 3, padding=(1, 1, 1), padding_mode="circular")
+    with pytest.raises(InflationError, match="time tap"):
+        still_kernel(plain)

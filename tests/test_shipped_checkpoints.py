@@ -89,10 +89,15 @@ def _labels(clips: list[dict]) -> torch.Tensor:
 
 
 def test_every_shipped_file_is_listed() -> None:
-    from hartutor.transfer import SOURCE_CHECKPOINTS, TARGET_CHECKPOINTS
+    from hartutor.transfer import (
+        INFLATION_SOURCE_CHECKPOINT,
+        SOURCE_CHECKPOINTS,
+        TARGET_CHECKPOINTS,
+    )
 
     # The transfer world's streams are checked in tests/test_transfer.py.
     world = [*SOURCE_CHECKPOINTS.values(), *TARGET_CHECKPOINTS.values()]
+    world.append(INFLATION_SOURCE_CHECKPOINT)
     shipped = sorted(p.name for p in CHECKPOINTS.glob("*.pt"))
     assert shipped == sorted([*SHIPPED, *world])
 

@@ -133,9 +133,11 @@ def test_world_checkpoints_ship_small_and_describe_themselves():
         T.SOURCE_CHECKPOINTS["frame"]: IMAGE_CLASSES,
         T.TARGET_CHECKPOINTS["temporal"]: TARGET_CLASSES,
         T.TARGET_CHECKPOINTS["frame"]: TARGET_CLASSES,
+        T.INFLATION_SOURCE_CHECKPOINT: IMAGE_CLASSES,
     }
     for kind in T.STREAMS:
-        for name in (T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]):
+        names = [T.SOURCE_CHECKPOINTS[kind], T.TARGET_CHECKPOINTS[kind]]
+        for name in names + ([T.INFLATION_SOURCE_CHECKPOINT] if kind == "temporal" else []):
             path = T.CHECKPOINT_DIR / name
             assert path.stat().st_size <= 5 * 1024 * 1024
             payload = read_checkpoint(path)
@@ -155,3 +157,49 @@ def test_world_clips_render_on_the_fly_and_cut_each_streams_input():
     for kind in T.STREAMS:
         spec = T.build_stream(kind, 13).input_spec
         assert (spec.num_frames, spec.size[0]) == {"temporal": (16, 32), "frame": (4, 96)}[kind]
+
+
+def test_augmentation_flips_and_shifts_a_whole_clip_reproducibly():
+    clip = torch.randn(2, 3, 6, 6)
+    torch.manual_seed(0)
+    flips = [T.augment_clip(clip, shift=0) for _ in range(20)]
+    assert all(torch.equal(a, clip) or torch.equal(a, clip.flip(-1)) for a in flips)
+    assert any(torch.equal(a, clip) for a in flips) and any(
+        torch.equal(a, clip.flip(-1)) for a in flips
+    )
+    padded = {
+        flip: torch.nn.functional.pad(c, (2, 2, 2, 2), mode="replicate")
+        for flip, c in ((False, clip), (True, clip.flip(-1)))
+    }
+    windows = [
+        p[..., y : y + 6, x : x + 6] for p in padded.values() for y in range(5) for x in range(5)
+    ]
+    data = T.TensorClips(clip[None].expand(30, -1, -1, -1, -1), torch.zeros(30), augment=True)
+    data.shift = 2
+    torch.manual_seed(1)
+    moved = [data[i]["video"] for i in range(30)]
+    # each is the clip (maybe flipped) moved by at most 2 pixels, every frame alike
+    assert all(any(torch.equal(a, w) for w in windows) for a in moved)
+    assert len({tuple(a.flatten()[:8].tolist()) for a in moved}) > 5
+    torch.manual_seed(1)
+    assert all(torch.equal(a, data[i]["video"]) for i, a in enumerate(moved))
+    assert torch.equal(T.TensorClips(clip[None], torch.zeros(1))[0]["video"], clip)
+
+
+def test_images_feed_the_temporal_streams_2d_twin_which_inflates(tmp_path: Path):
+    images = T.render_images(6, seed=2, split="val", streams=("frame", "temporal"))
+    assert images.inputs["frame"].shape == (6, 3, 1, 96, 96)
+    assert images.inputs["temporal"].shape == (6, 3, 1, 32, 32)
+    twin = T.pretrain("temporal", images, recipe=T.Recipe(epochs=1, lr=1e-3, batch_size=3))
+    path = T.save_stream(twin, "temporal", tmp_path / "twin.pt", class_names=images.class_names)
+    model = T.inflated_temporal_stream(13, path)
+    stem, flat = model.Conv3d_1a_7x7.conv3d.weight, twin.Conv3d_1a_7x7.conv3d.weight[:, :, 3]
+    assert torch.allclose(stem.sum(2), flat, atol=1e-6) and torch.equal(
+        stem[:, :, 0], stem[:, :, 6]
+    )
+    clips = T.render_streams(TARGET_CLASSES, 1, seed=3, split="val", streams=("temporal",))
+    recipe = T.Recipe(epochs=1, lr=1e-3, batch_size=13)
+    tuned = T.finetune("temporal", clips, init="inflated", source=path, recipe=recipe)
+    assert tuned(clips.inputs["temporal"][:2].float()).shape == (2, 13)
+    with pytest.raises(ValueError, match="temporal"):
+        T.finetune("frame", clips, init="inflated", source=path, recipe=recipe)

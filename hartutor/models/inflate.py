@@ -38,7 +38,7 @@ from torch import nn
 
 from hartutor.errors import ModelError
 from hartutor.models.i3d import InceptionI3d
-from hartutor.models.layers import TemporalPadding
+from hartutor.models.layers import SamePadConv3d, TemporalPadding
 
 __all__ = [
     "InflatedConv3d",
@@ -50,6 +50,8 @@ __all__ = [
     "inflate_conv2d",
     "inflate_model",
     "inflate_pool2d",
+    "inflate_still_twin",
+    "still_kernel",
 ]
 
 
@@ -482,6 +484,49 @@ _GOOGLENET_BRANCHES = {
     "branch3.1": "b2b",
     "branch4.1": "b3b",
 }
+
+
+def still_kernel(conv: nn.Conv3d) -> torch.Tensor:
+    """The 2D kernel (out, in, H, W) that ``conv`` applies to a one-frame clip.
+
+    A SAME-padded :class:`~hartutor.models.layers.SamePadConv3d` pads a single frame with
+    ``(k - 1) // 2`` time steps before it: with zero padding only that time tap meets the frame;
+    with replicate padding every tap meets a copy of it, so their sum acts. A plain
+    ``nn.Conv3d`` (zero padding ``p``) meets it with tap ``p``.
+    """
+    kernel = conv.weight.detach()
+    k = kernel.shape[2]
+    if isinstance(conv, SamePadConv3d) and conv.temporal_padding == "replicate":
+        return kernel.sum(2)
+    tap = (k - 1) // 2 if isinstance(conv, SamePadConv3d) else int(conv.padding[0])
+    if not 0 <= tap < k or (not isinstance(conv, SamePadConv3d) and conv.padding_mode != "zeros"):
+        raise InflationError(
+            f"cannot tell which time tap of {conv} meets a one-frame clip; "
+            "use SamePadConv3d or a zero-padded Conv3d"
+        )
+    return kernel[:, :, tap]
+
+
+def inflate_still_twin(model: nn.Module) -> nn.Module:
+    """I3D's inflation for a 3D network trained as its own 2D twin, on still images.
+
+    On a one-frame clip every 3D convolution of ``model`` is a 2D one (:func:`still_kernel`),
+    so training a 3D network such as the tiny I3D on one-frame clips (an image source) trains
+    a 2D network of the same layout, its twin; the other time taps are never used. The copy
+    returned has each k-tap kernel replaced by that 2D kernel repeated k times and divided by
+    k, Carreira & Zisserman's recipe: on a boring video (one frame repeated) each convolution
+    computes what the twin computed on the frame (exactly with replicate time padding, away
+    from the clip's ends with zero padding), and time filters start from there. BatchNorm,
+    pools and the classifier are copied unchanged. ``model`` is left untouched.
+    """
+    inflated = copy.deepcopy(model)
+    with torch.no_grad():
+        for conv in inflated.modules():
+            if isinstance(conv, nn.Conv3d) and conv.weight.shape[2] > 1:
+                k = conv.weight.shape[2]
+                flat = still_kernel(conv)
+                conv.weight.copy_(flat.unsqueeze(2).expand_as(conv.weight) / k)
+    return inflated
 
 
 def _googlenet_unit_pairs() -> list[tuple[str, str]]:
