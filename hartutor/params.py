@@ -619,8 +619,7 @@ POSTER_TABLE2: tuple[PosterRow, ...] = (
 #: hartutor's models after the poster's eight rows (a model not in this installation's registry
 #: shows a row of dashes that says so).
 EXTRA_ROWS: tuple[RowSpec, ...] = (
-    RowSpec("Single-frame CNN", "single_frame", {}, "ResNet-50 per frame, scores averaged"),
-    RowSpec("Xception", "xception", {}, "per-frame 2D, depthwise-separable convolutions"),
+    *(spec for spec in TABLE_MODELS if spec.model in ("single_frame", "xception")),
     RowSpec("TSN", "tsn", {}, "Wang et al. 2016: segment sampling and consensus"),
     RowSpec("Conv. two-stream fusion", "conv_fusion", {}, "Feichtenhofer et al. 2016"),
 )

@@ -8,7 +8,7 @@ per-frame scores, and the timm-style classifier head of the small 2D CNNs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -33,6 +33,7 @@ __all__ = [
     "check_preset",
     "frame_consensus",
     "gather_frames",
+    "per_item",
     "random_segment_indices",
     "tiny_rgb_spec",
     "uniform_indices",
@@ -133,6 +134,15 @@ def gather_frames(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     batch = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
     # Advanced indexing on dims 0 and 2 puts the (N, S) index dims first: (N, S, C, H, W).
     return x[batch, :, indices.to(x.device)].permute(0, 2, 1, 3, 4)
+
+
+def per_item(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn`` (a 2D backbone's step) applied to every item of ``x`` ``(N, K, ...)``, as one
+    batch of ``N*K``; the result keeps the ``(N, K)`` leading shape: frames or snippets of
+    each clip scored independently, as single-frame models and TSN do."""
+    n, k = x.shape[:2]
+    out = fn(x.flatten(0, 1))
+    return out.reshape(n, k, *out.shape[1:])
 
 
 def frame_consensus(scores: torch.Tensor, mode: Consensus, dim: int = 1) -> torch.Tensor:

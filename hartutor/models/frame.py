@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
@@ -48,6 +49,7 @@ from hartutor.models.common import (
     check_preset,
     frame_consensus,
     gather_frames,
+    per_item,
     random_segment_indices,
     tiny_rgb_spec,
     uniform_indices,
@@ -340,9 +342,7 @@ class FrameClassifier(nn.Module):
 
     def frame_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Per-frame logits ``(N, S, K)`` (or pooled features) from ``forward_features``."""
-        n, t = features.shape[:2]
-        out = self.backbone.forward_head(features.flatten(0, 1), pre_logits=pre_logits)
-        return out.reshape(n, t, *out.shape[1:])
+        return per_item(partial(self.backbone.forward_head, pre_logits=pre_logits), features)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         scores = self.frame_scores(x, pre_logits=pre_logits)

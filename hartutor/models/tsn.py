@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -43,6 +44,7 @@ from hartutor.models.common import (
     check_num_classes,
     check_preset,
     gather_frames,
+    per_item,
     random_segment_indices,
     tiny_rgb_spec,
     uniform_indices,
@@ -363,16 +365,11 @@ class TSN(nn.Module):
         return stack_flow(x, starts, self.snippet_length)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        snippets = self.snippets(x)
-        n, k = snippets.shape[:2]
-        features = self.backbone.forward_features(snippets.flatten(0, 1))
-        return features.reshape(n, k, *features.shape[1:])
+        return per_item(self.backbone.forward_features, self.snippets(x))
 
     def snippet_scores(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Per-snippet logits ``(N, K, classes)`` (or pooled features) from ``forward_features``."""
-        n, k = features.shape[:2]
-        out = self.backbone.forward_head(features.flatten(0, 1), pre_logits=pre_logits)
-        return out.reshape(n, k, *out.shape[1:])
+        return per_item(partial(self.backbone.forward_head, pre_logits=pre_logits), features)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         scores = self.snippet_scores(x, pre_logits=pre_logits)
