@@ -573,7 +573,9 @@ POSTER_TABLE2: tuple[PosterRow, ...] = (
         note=(
             "the poster's double asterisk is not explained on the poster; 71.4% would fit a "
             "network trained from scratch on UCF101 rather than T3D's pretrained results "
-            "(not confirmed)"
+            "(not confirmed); 25M: hartutor's T3D counts 29.4M with temporal transition "
+            "depths 1, 3, 6 and 25.3M with 1, 3, 4, the depths of the authors' own code "
+            "(notebook 04), so the poster's figure likely counts the latter"
         ),
     ),
     PosterRow(

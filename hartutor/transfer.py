@@ -951,29 +951,21 @@ def claims_verdict(*tables: Sequence[RegionClaim]) -> str:
     object_claims = [c.claim for c in first[:2]]
     limb_claims = [c.claim for c in first[2:5]]
     parts = []
-    if all(kept[c] for c in object_claims):
+    for subject, claims, doubt in (
+        ("The frame stream on the object", object_claims, ""),
+        (
+            "The temporal stream on the moving limbs",
+            limb_claims,
+            " Its attribution is on the figure, but these maps do not single out the limbs "
+            "that move.",
+        ),
+    ):
+        survives = all(kept[c] for c in claims)
+        verdict = "survives the controls" if survives else "does not survive the controls"
         parts.append(
-            "**The frame stream on the object survives the controls**: "
-            + "; ".join(said(c) for c in object_claims)
+            f"**{subject} {verdict}**: "
+            + "; ".join(said(c) for c in claims)
             + "."
-        )
-    else:
-        parts.append(
-            "**The frame stream on the object does not survive the controls**: "
-            + "; ".join(said(c) for c in object_claims)
-            + "."
-        )
-    if all(kept[c] for c in limb_claims):
-        parts.append(
-            "**The temporal stream on the moving limbs survives the controls**: "
-            + "; ".join(said(c) for c in limb_claims)
-            + "."
-        )
-    else:
-        parts.append(
-            "**The temporal stream on the moving limbs does not survive the controls**: "
-            + "; ".join(said(c) for c in limb_claims)
-            + ". Its attribution is on the figure, but these maps do not single out the "
-            "limbs that move."
+            + ("" if survives else doubt)
         )
     return "\n\n".join(parts)
