@@ -428,17 +428,14 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         return 0
     if not args.names:
         raise HartutorError("name at least one weights entry (see 'hartutor weights list')")
-    from hartutor.labels import label_set_files
+    from hartutor.labels import fetch_label_set_files
     from hartutor.weights import get_weights
-    from hartutor.weights.download import fetch
 
     for name in args.names:
         files = weights_files(name, download=args.action == "download", progress=not args.quiet)
         if args.action == "download":  # the class names of its outputs, where they are a file
-            files += [
-                fetch(remote, download=True, progress=not args.quiet)
-                for remote in label_set_files(get_weights(name).label_set)
-            ]
+            label_set = get_weights(name).label_set
+            files += fetch_label_set_files(label_set, progress=not args.quiet)
         for path in files:
             print(path)
     return 0

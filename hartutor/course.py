@@ -97,15 +97,13 @@ def require_full_mode(
     from hartutor.weights import weights_files
 
     problems = []
-    from hartutor.labels import label_set_files
+    from hartutor.labels import fetch_label_set_files
     from hartutor.weights import get_weights
-    from hartutor.weights.download import fetch
 
     for name in weights:
         try:
             weights_files(name, download=False, progress=False)
-            for remote in label_set_files(get_weights(name).label_set):
-                fetch(remote, download=False, progress=False)
+            fetch_label_set_files(get_weights(name).label_set, download=False)
         except WeightsError:
             problems.append(f"weights {name!r}: run 'hartutor weights download {name}'")
     if ucf101 is not None:

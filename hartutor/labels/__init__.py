@@ -150,10 +150,16 @@ def ucf101() -> list[str]:
 DOWNLOADED_LABEL_SETS: dict[str, str] = {"kinetics600": "kinetics600_label_map"}
 
 
-def label_set_files(name: str) -> list[RemoteFile]:
-    """The files to download for label set ``name`` (empty when nothing is downloaded)."""
+def fetch_label_set_files(
+    name: str, *, download: bool = True, progress: bool = False
+) -> list[Path]:
+    """The local files of label set ``name``, fetched (or, with ``download=False``, found in
+    the cache) when its names come from a download; empty when nothing is downloaded. Raises
+    :class:`~hartutor.errors.WeightsError` saying where a missing file goes."""
     key = DOWNLOADED_LABEL_SETS.get(name)
-    return [LABEL_FILES[key]] if key is not None else []
+    if key is None:
+        return []
+    return [fetch(LABEL_FILES[key], download=download, progress=progress)]
 
 
 def load_label_set(name: str) -> list[str]:
