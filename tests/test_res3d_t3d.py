@@ -49,6 +49,31 @@ def test_res3d_computes_what_r3d_18_computes_with_its_weights() -> None:
         torch.testing.assert_close(model(x), reference(x))
 
 
+def test_res3d_kinetics400_weights_entry_loads_torchvisions_file_format(tmp_path) -> None:
+    """The registry's r3d_18 Kinetics-400 entry: a stand-in file in torchvision's format
+    (random values) loads through hartutor's loader and into torchvision's own r3d_18 alike,
+    both compute the same; the file name's torch-hub hash prefix is checked."""
+    from hartutor.errors import WeightsError
+    from hartutor.standins import write_entry
+    from hartutor.weights import Res3DWeights, get_weights, load_pretrained
+
+    entry = get_weights("res3d_kinetics400_torchvision")
+    assert Res3DWeights.KINETICS400_TORCHVISION.entry is entry
+    assert entry.preprocessing.shape == (3, 16, 112, 112)
+    assert entry.preprocessing.resize_size == 128  # 128x171 on a 4:3 video, as torchvision
+    (path,) = write_entry(entry, tmp_path, seed=3)
+    assert path.name == "r3d_18-b3b3357e.pth"
+    ours = load_pretrained(entry, path=path, check_hash=False)
+    assert count_parameters(ours) == entry.num_params == 33_371_472
+    reference = r3d_18(num_classes=400).eval()
+    reference.load_state_dict(torch.load(path, weights_only=True))
+    x = torch.randn(1, 3, 4, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x))
+    with pytest.raises(WeightsError, match="b3b3357e"):
+        load_pretrained(entry, path=path)  # random values: not the published file
+
+
 def test_res3d_flops_are_r3d_18s() -> None:
     model = _paper("res3d")
     with torch.device("meta"):

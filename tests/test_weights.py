@@ -236,7 +236,8 @@ def test_hash_prefix_check(tmp_path: Path) -> None:
 
 def test_registry_entries_are_complete() -> None:
     names = list_weights()
-    assert len(names) == 8 and len(list_weights("i3d")) == 7
+    assert len(names) == 9 and len(list_weights("i3d")) == 7
+    assert list_weights("res3d") == ["res3d_kinetics400_torchvision"]
     for name in names:
         entry = get_weights(name)
         assert entry.files and all(f.url.startswith("https://") for f in entry.files)

@@ -31,11 +31,13 @@ from hartutor.data import ClipTransform
 from hartutor.errors import UnknownNameError
 from hartutor.models.i3d import PAPER_FLOW_SPEC, PAPER_RGB_SPEC
 from hartutor.models.layers import InputSpec
+from hartutor.models.res3d import PAPER_SPEC as RES3D_PREPROCESSING
 from hartutor.weights.download import RemoteFile
 
 __all__ = [
     "I3DWeights",
     "Preprocessing",
+    "Res3DWeights",
     "VideoClipTransform",
     "WeightsEntry",
     "WeightsEnum",
@@ -380,6 +382,34 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         ),
         meta={"timm_model": "legacy_xception", "timm_tag": "tf_in1k"},
     ),
+    WeightsEntry(
+        name="res3d_kinetics400_torchvision",
+        files=(
+            RemoteFile(
+                "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
+                "r3d_18-b3b3357e.pth",
+                hash_prefix="b3b3357e",
+                subdir="torchvision",
+            ),
+        ),
+        format="torch_state_dict",
+        model="res3d",
+        model_kwargs={"preset": "paper", "num_classes": 400, "in_channels": 3},
+        label_set="kinetics400",
+        num_classes=400,
+        preprocessing=RES3D_PREPROCESSING,
+        num_params=33_371_472,
+        source="https://pytorch.org/vision/stable/models/video_resnet.html",
+        docs=(
+            "torchvision's R3D_18_Weights.KINETICS400_V1 (Tran et al. 2018's R3D-18, trained "
+            "on Kinetics-400 by torchvision's video recipe: 16-frame clips, resized to "
+            "128x171, centre crop 112). URL, parameter count (33,371,472) and preprocessing "
+            "read from torchvision 0.28's models/video/resnet.py; its file name carries a "
+            "torch-hub SHA-256 prefix (b3b3357e), which is checked. torchvision reports "
+            "63.2% top-1 / 83.5% top-5 on Kinetics-400 clips (5 clips per video)."
+        ),
+        meta={"torchvision_weights": "R3D_18_Weights.KINETICS400_V1"},
+    ),
 )
 
 
@@ -401,8 +431,14 @@ class XceptionWeights(WeightsEnum):
     IMAGENET1K_TF = _ENTRIES[7]
 
 
+class Res3DWeights(WeightsEnum):
+    """Kinetics-400 Res3D (torchvision ``r3d_18``), the timeline's 2017 ResNet in 3D."""
+
+    KINETICS400_TORCHVISION = _ENTRIES[8]
+
+
 _BY_NAME: dict[str, WeightsEntry] = {entry.name: entry for entry in _ENTRIES}
-_ENUMS: tuple[type[WeightsEnum], ...] = (I3DWeights, XceptionWeights)
+_ENUMS: tuple[type[WeightsEnum], ...] = (I3DWeights, XceptionWeights, Res3DWeights)
 
 
 def __getattr__(name: str) -> object:
