@@ -4,12 +4,14 @@ Each :class:`WeightsEntry` says where the files come from (URL, SHA-256 where it
 really known, size), their format, which hartutor model builder they fit (name and
 keyword arguments), the label set of the outputs, and the preprocessing the weights were
 trained with (:class:`Preprocessing`, whose :meth:`~Preprocessing.transforms` turns
-decoded frames into model input). :class:`I3DWeights` and :class:`XceptionWeights` group
-them as enums; :func:`get_weights` / :func:`list_weights` look them up by name.
+decoded frames into model input). :class:`I3DWeights`, :class:`XceptionWeights` and
+:class:`Res3DWeights` group them as enums; :func:`get_weights` / :func:`list_weights` look
+them up by name.
 
 Hashes are never invented: a full SHA-256 is recorded only for files whose bytes were
 available (the DeepMind RGB index and label maps, copied byte for byte in the project's
-shared fixtures); timm's Xception file carries a torch-hub hash prefix in its name.
+shared fixtures); timm's Xception and torchvision's r3d_18 files carry a torch-hub hash
+prefix in their names.
 Where no hash is known the file's integrity rests on its size and, for TensorFlow
 checkpoints, on the per-tensor CRC32C recorded in the (hashed) index.
 """
