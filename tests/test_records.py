@@ -77,6 +77,21 @@ def test_shipped_records_read_back():
         assert record.model and 0 <= record.top1 <= 1, name
 
 
+def test_shipped_records_match_the_shipped_checkpoints_they_name():
+    """A record that names a shipped checkpoint measured those very bytes: retraining a
+    checkpoint without re-measuring its record fails here."""
+    root = CHECKPOINTS.parents[2]
+    shipped = {
+        name: record
+        for name, record in read_records(RESULTS_DIR).items()
+        if record.checkpoint.startswith("hartutor/assets/checkpoints/")
+    }
+    assert len(shipped) >= 11  # every record of a checkpoint that ships
+    for name, record in shipped.items():
+        assert sha256sum(root / record.checkpoint) == record.checkpoint_sha256, name
+        assert record.checkpoint.removeprefix("hartutor/assets/checkpoints/") == f"{name}.pt"
+
+
 def test_builder_arguments_follow_the_annotations():
     args = builder_arguments("i3d")
     assert "preset" not in args and "num_classes" not in args
