@@ -1,11 +1,17 @@
 """``hartutor demo``: the poster's I3D + Xception late fusion, run end to end in seconds.
 
-Offline and on the embedded default it renders synthetic clips (one of each reversal pair, so
-the single-frame stream's blind spot shows), runs the tiny I3D + Xception fusion from the
-checkpoint shipped in the package, prints each stream's top-3 and the fused prediction beside
-the true label, and writes a figure. Given a real video, it runs the full-size models instead
-when their pretrained weights are in the cache (I3D Kinetics, Xception ImageNet), or says how
-to get them and falls back to the tiny models.
+By default (offline, from the checkpoints shipped in the package) it shows the poster's lesson
+in the synthetic transfer world (:mod:`hartutor.synth.world`): the fine-tuned temporal stream
+(tiny I3D, 16 frames of 32x32) and frame stream (tiny Xception, 4 frames of 96x96) and their
+softmax-mean fusion on one held-out test clip of each family of classes (motion-defined,
+appearance-defined, both), chosen by :func:`world_demo_clips`' rule and never by whether a
+model is right on it. It prints each stream's top-3 and the fusion's beside the true label and
+writes a figure marking each top-1 right or wrong.
+
+``motion=True`` runs the older tiny fusion of the motion-only synthetic set (reversal pairs, so
+the single-frame stream's blind spot shows). Given a real video, it runs the full-size models
+instead when their pretrained weights are in the cache (I3D Kinetics, Xception ImageNet), or
+says how to get them and falls back to the tiny models.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import torch
 from hartutor.course import shipped_checkpoint
 from hartutor.errors import WeightsError
 
-#: The shipped tiny fusion (trained on the synthetic set; see hartutor/assets/checkpoints).
+#: The shipped tiny fusion of the motion-only synthetic set (``motion=True``; see
+#: hartutor/assets/checkpoints).
 FUSION_CHECKPOINT = "i3d_xception_fusion_tiny.pt"
-#: Demo clips: a reversal pair first (the single-frame stream cannot separate it), then others.
+#: ``motion=True`` clips: a reversal pair first (one frame cannot separate it), then others.
 DEMO_CLASSES = (
     "sit_down",
     "stand_up",
@@ -40,8 +47,11 @@ FULL_I3D_WEIGHTS = (
     "i3d_rgb_kinetics400_imagenet_piergiaj",
 )
 FULL_XCEPTION_WEIGHTS = "xception_imagenet1k_tf"
-#: ``--world``: one target clip per family of the transfer world (motion, appearance, both).
-WORLD_DEMO_CLASSES = ("run", "drink", "raise_cup")
+#: How the default demo picks its clips, as the figure and ``hartutor demo --help`` state it.
+WORLD_DEMO_RULE = (
+    "per family, its class number (seed mod family size) and that class's first clip in the "
+    "held-out test set of this seed, whatever the models predict"
+)
 
 
 @dataclass
@@ -66,6 +76,7 @@ class ClipResult:
     true_label: str | None
     predictions: list[Prediction]
     frames: np.ndarray = field(repr=False)  # uint8 (T, H, W, 3), for the figure
+    caption: str | None = None  # the figure's row label, where shorter lines than ``name`` fit
 
     @property
     def fused(self) -> Prediction | None:
@@ -74,7 +85,7 @@ class ClipResult:
 
 @dataclass
 class DemoResult:
-    mode: str  # "tiny" or "full"
+    mode: str  # "world" (default), "tiny" (motion-only or fallback) or "full"
     clips: list[ClipResult]
     figure: Path | None
     notes: list[str]
@@ -123,38 +134,69 @@ def run_tiny(
     return results, []
 
 
-def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[str]]:
-    """The transfer world's fusion (``hartutor.transfer``: the temporal stream on 16 frames of
-    32x32, the frame stream on 4 of 96x96, both fine-tuned from their source checkpoints) on
-    one clip of each family, with each stream's top-``top`` and the softmax mean."""
-    from hartutor import transfer
-    from hartutor.models.fusion import fuse_scores
-    from hartutor.synth import render_clip
-    from hartutor.synth.world import CLIP_SIZE, FAMILY_OF
+def world_demo_clips(seed: int = 0) -> list[tuple[str, int]]:
+    """(class, index in the target test set) of the clip the default demo shows per family.
 
-    streams = {}
-    names: list[str] = []
-    for kind in transfer.STREAMS:
-        path = transfer.CHECKPOINT_DIR / transfer.TARGET_CHECKPOINTS[kind]
-        streams[kind], names = transfer.load_stream(kind, path)
-    adapters = transfer.stream_adapters()
+    The rule (:data:`WORLD_DEMO_RULE`), fixed before any model runs: in each family of
+    :data:`~hartutor.synth.world.FAMILIES`, class number ``seed % len(family)``; its clip is
+    that class's first item of ``SyntheticActions(split="test", seed=seed)`` over
+    :data:`~hartutor.synth.world.TARGET_CLASSES` (item ``i`` is class ``i % 13``), a clip no
+    training or choice saw. ``--seed`` thus walks through every class of each family.
+    """
+    from hartutor.synth.world import FAMILIES, TARGET_CLASSES
+
+    picks = []
+    for names in FAMILIES.values():
+        name = names[seed % len(names)]
+        picks.append((name, TARGET_CLASSES.index(name)))
+    return picks
+
+
+def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[str]]:
+    """The transfer world's fusion (:func:`hartutor.transfer.world_fusion`: the temporal stream
+    on 16 frames of 32x32, the frame stream on 4 of 96x96, both fine-tuned from their source
+    checkpoints, fused by softmax mean) on :func:`world_demo_clips`, with each stream's and the
+    fusion's top-``top``."""
+    from hartutor import transfer
+    from hartutor.synth import SyntheticActions
+    from hartutor.synth.world import CLIP_FRAMES, CLIP_SIZE, FAMILY_OF, TARGET_CLASSES
+
+    fusion, names = transfer.world_fusion()
+    test = SyntheticActions(
+        len(TARGET_CLASSES),
+        seed=seed,
+        split="test",
+        num_frames=CLIP_FRAMES,
+        size=CLIP_SIZE,
+        classes=TARGET_CLASSES,
+    )
     results = []
-    for i, name in enumerate(WORLD_DEMO_CLASSES):
-        frames = render_clip(name, seed + i, size=CLIP_SIZE).frames
-        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(255).mul(2).sub(1)
+    for name, index in world_demo_clips(seed):
+        item = test[index]
+        assert item["action"] == name  # the rule and the dataset agree on the class
+        frames = item["video"].mul(255).round().byte().permute(1, 2, 3, 0).numpy()
         with torch.inference_mode():
-            logits = {kind: streams[kind](adapters[kind](clip[None])) for kind in transfer.STREAMS}
-        fused = fuse_scores(logits, mode="softmax_mean").probabilities[0]
+            output = fusion(item["video"].mul(2).sub(1)[None])
         predictions = [
             _top(torch.softmax(z[0], -1), names, top, f"{kind} ({transfer.STREAM_MODELS[kind]})")
-            for kind, z in logits.items()
+            for kind, z in output.streams.items()
         ]
-        predictions.append(_top(fused, names, top, "fused"))
-        label = f"{name} ({FAMILY_OF[name]})"
-        results.append(ClipResult(label, name, predictions, frames))
+        predictions.append(_top(output.probabilities[0], names, top, "fused"))
+        family = FAMILY_OF[name]
+        results.append(
+            ClipResult(
+                f"{name} ({family}, test clip {index})",
+                name,
+                predictions,
+                frames,
+                caption=f"{name}\n{family}\ntest clip {index}",
+            )
+        )
     return results, [
-        "transfer world: temporal stream 16x32x32, frame stream 4x96x96, softmax mean "
-        "(docs/results.md)"
+        f"clips: {WORLD_DEMO_RULE} (seed {seed})",
+        "transfer world: temporal stream (i3d) 16 frames of 32x32, frame stream (xception) "
+        "4 frames of 96x96, fused by softmax mean; measured over the whole test set in "
+        "docs/results.md",
     ]
 
 
@@ -246,15 +288,22 @@ def run_demo(
     seed: int = 0,
     out: str | Path | None = "hartutor-demo.png",
     top: int = 3,
-    world: bool = False,
+    motion: bool = False,
 ) -> DemoResult:
-    """The main job (see the module docstring); returns what it printed, for notebooks."""
+    """The main job (see the module docstring); returns what it printed, for notebooks.
+
+    Default: the transfer world's fusion on one test clip per family (``num_clips`` is not
+    used). ``motion=True``: the motion-only tiny fusion on ``num_clips`` synthetic clips.
+    ``video``: a real video file.
+    """
     from hartutor.synth import render_clip
 
     notes: list[str] = []
-    if world:
+    title = None
+    if video is None and not motion:
         results, extra = run_world(seed, top=top)
-        mode = "tiny"
+        mode = "world"
+        title = f"Transfer world, seed {seed}. Clips: {WORLD_DEMO_RULE}"
     elif video is None:
         from hartutor.validation import DEMO_CLIPS
 
@@ -294,13 +343,14 @@ def run_demo(
             prediction_figure(
                 [
                     (
-                        c.name,
+                        c.caption or c.name,
                         c.frames,
                         c.true_label,
                         [(p.scorer, p.labels, p.probabilities) for p in c.predictions],
                     )
                     for c in results
-                ]
+                ],
+                title=title,
             ),
             out,
         )
@@ -334,4 +384,5 @@ __all__ = [
     "full_weights_available",
     "run_demo",
     "shipped_checkpoint",
+    "world_demo_clips",
 ]

@@ -11,7 +11,10 @@ any clips and any source-label classifier, with one scorer (:func:`topk_through_
   videos (``videos="poster"``), the whole test split (``"test"``) or named videos of a UCF101
   folder;
 - :func:`world_table1` (fast mode): the synthetic transfer world's shipped video-source I3D on
-  target clips, through ``TARGET_TO_VIDEO_SOURCE`` (no UCF101 or weights needed).
+  target clips, through ``TARGET_TO_VIDEO_SOURCE`` (no UCF101 or weights needed);
+- :func:`kinetics_on_samples` (fast mode, when Binder's postBuild has cached piergiaj's
+  Kinetics-400 I3D): the real model on the course's real sample clips, per-clip top-5 and the
+  Table 1 rows of the UCF101 ones, stand-in weights flagged.
 
 Each row carries the poster's row for the same video, when the poster scored it.
 """
@@ -35,9 +38,13 @@ from hartutor.labels.ucf101 import KineticsTransferScore, topk_through_mapping
 
 __all__ = [
     "POSTER_TABLE1",
+    "SAMPLE_CLIPS",
+    "KineticsSamples",
     "PosterTable1Row",
     "Table1",
     "Table1Row",
+    "kinetics_on_samples",
+    "kinetics_samples_missing",
     "kinetics_table1",
     "poster_row_for",
     "poster_table1_markdown",
@@ -333,4 +340,226 @@ def world_table1(
         label_set="video source",
         target_set="target",
         source=str(path or "i3d_tiny_video_source.pt"),
+    )
+
+
+# ----------------------------------------------------------------- the real I3D on real clips
+
+#: The course's real sample clips (``hartutor samples list``) and their true class: the three
+#: UCF101 clips (a UCF101 class, scored through the Kinetics mapping) and the Kinetics-400 clip
+#: (a Kinetics class, scored directly).
+SAMPLE_CLIPS: tuple[tuple[str, str, str], ...] = (
+    ("v_ApplyEyeMakeup_g01_c01.avi", "UCF101", "ApplyEyeMakeup"),
+    ("v_BaseballPitch_g01_c01.avi", "UCF101", "BaseballPitch"),
+    ("v_CricketShot_g04_c01_rgb.gif", "UCF101", "CricketShot"),
+    ("kinetics_arm_wrestling.mp4", "kinetics400", "arm wrestling"),
+)
+#: Frames per clip in fast mode: the fewest that fill I3D's final 2x7x7 average pool at
+#: 224x224 (time is strided 8x), so one window of the head sees the whole clip. The entry's
+#: own 64 frames take four times the time and about 200 MB more (measured in 07's kernel).
+SAMPLE_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class SampleTop5:
+    """One real clip: its true class, the Kinetics classes that count as it, and the top-k."""
+
+    video: str
+    true_set: str  # "UCF101" or the weights' Kinetics label set
+    true: str
+    equivalents: tuple[str, ...]  # Kinetics classes that are the true class (empty: none)
+    top: tuple[tuple[str, float], ...]  # (Kinetics label, probability), best first
+    rank: int  # 0-based rank of the best equivalent among all classes; -1 when none
+
+    def hits(self) -> str:
+        """``"Yes/No"`` etc.: an equivalent within the top 1 / top 5; ``"n/a"`` without one."""
+        return NOT_SCORABLE if self.rank < 0 else f"{_yes(self.rank < 1)}/{_yes(self.rank < 5)}"
+
+
+@dataclass(frozen=True)
+class KineticsSamples:
+    """:func:`kinetics_on_samples`' result: per-clip top-k, the Table 1 rows of the UCF101
+    clips, what ran, and whether the weights were random-valued stand-ins."""
+
+    weights: str
+    label_set: str
+    num_frames: int
+    side: int
+    standin: bool
+    clips: tuple[SampleTop5, ...]
+    table1: Table1 | None  # the UCF101 clips in the poster's columns (None: none available)
+    missing: tuple[str, ...] = ()  # sample clips not in the cache (``hartutor samples fetch``)
+    preprocessing: str = ""  # the weights entry's description of its input
+
+    def markdown(self) -> str:
+        """Every clip's top-k: one row per rank, the true class's equivalents in bold."""
+        body = []
+        for clip in self.clips:
+            for rank, (label, p) in enumerate(clip.top, 1):
+                shown = f"**{label}**" if label in clip.equivalents else label
+                first = rank == 1
+                body.append(
+                    (
+                        clip.video if first else "",
+                        f"{clip.true} ({clip.true_set})" if first else "",
+                        str(rank),
+                        shown,
+                        f"{100 * p:.1f}",
+                        clip.hits() if first else "",
+                    )
+                )
+        header = ("Clip", "True class", "Rank", f"{self.label_set} label", "%", "Top-1/Top-5")
+        return markdown_table(header, body)
+
+    def summary(self) -> str:
+        """One line on what ran; with stand-ins, that the predictions are no result."""
+        line = (
+            f"{self.weights} ({self.label_set}), not fine-tuned, on {len(self.clips)} real "
+            f"clips: {self.num_frames} frames of {self.side}x{self.side} around each clip's "
+            f"middle, read as the weights prescribe ({self.preprocessing})"
+        )
+        if self.missing:
+            line += f" ({len(self.missing)} sample clips missing: hartutor samples fetch)"
+        if self.standin:
+            line += (
+                ". STAND-IN WEIGHTS: these files have the real format but random values, so "
+                "the predictions below are random, not results; Binder's postBuild downloads "
+                "the real ones"
+            )
+        return line
+
+
+def _centred_indices(path: Path, num_frames: int, fps: float) -> list[int]:
+    """Frame indices of a ``num_frames`` window at ``fps`` around the clip's middle, looping
+    a clip shorter than the window (as ``read_video(on_short="loop")``)."""
+    from hartutor.video import probe_video
+
+    info = probe_video(path)
+    native = info.fps if info.fps > 0 else fps
+    start = max(0.0, (info.duration - num_frames / fps) / 2)
+    return [round((start + k / fps) * native) % info.num_frames for k in range(num_frames)]
+
+
+def kinetics_on_samples(
+    *,
+    weights: str | None = None,
+    num_frames: int = SAMPLE_FRAMES,
+    top: int = 5,
+    clips: Sequence[tuple[str, str, str]] = SAMPLE_CLIPS,
+) -> KineticsSamples:
+    """The cached pretrained Kinetics I3D (default: piergiaj's Kinetics-400 port, the one
+    Binder's postBuild downloads), not fine-tuned, on the course's real sample clips.
+
+    Each clip is read as the weights entry prescribes (its frame rate, shorter side, centre
+    crop and value range), ``num_frames`` frames around its middle, and run alone without
+    gradients, so the peak stays a few hundred MB above the model's; the model is freed on
+    return. UCF101 clips are scored through the entry's UCF101 mapping (as Table 1), the
+    Kinetics clip directly. Raises :class:`~hartutor.errors.WeightsError` naming the download
+    command when the weights are not cached, :class:`~hartutor.errors.DataError` when no sample
+    clip is.
+    """
+    import dataclasses
+    import gc
+
+    from hartutor.course import sample_clip
+    from hartutor.data import ClipTransform
+    from hartutor.errors import WeightsError
+    from hartutor.labels import UCF101_CLASSES, kinetics_mapping
+    from hartutor.pretrained_explain import PRETRAINED_STREAMS, how_to_get, missing_weights
+    from hartutor.video import read_video
+    from hartutor.weights import get_weights, load_pretrained, weights_files
+    from hartutor.weights.download import is_standin
+
+    name = weights or PRETRAINED_STREAMS["i3d"]
+    if missing_weights({"i3d": name}):
+        raise WeightsError(
+            f"pretrained weights {name!r} are not in the cache; run '{how_to_get({'i3d': name})}'"
+        )
+    entry = get_weights(name)
+    if entry.label_set not in ("kinetics400", "kinetics600"):
+        raise DataError(f"weights {name!r} predict {entry.label_set}, not Kinetics")
+    available = [(sample_clip(f), f, s, c) for f, s, c in clips]
+    missing = tuple(f for path, f, _, _ in available if path is None)
+    available = [a for a in available if a[0] is not None]
+    if not available:
+        raise DataError(
+            f"none of the sample clips {[f for f, _, _ in clips]} is available; run "
+            "'hartutor samples fetch'"
+        )
+    spec = dataclasses.replace(entry.preprocessing, num_frames=num_frames)
+    transform = ClipTransform(spec)
+    labels = entry.categories()
+    mapping = kinetics_mapping(entry.label_set)
+    model = load_pretrained(entry, download=False, progress=False).eval()
+    logits = []
+    try:
+        for path, _, _, _ in available:
+            indices = _centred_indices(path, num_frames, spec.fps or 25.0)
+            x = transform(read_video(path, indices=indices).frames)
+            with torch.inference_mode():
+                logits.append(model(x[None]).float()[0])
+            del x
+    finally:
+        del model
+        gc.collect()
+    rows = []
+    for (_, file, true_set, true), z in zip(available, logits, strict=True):
+        probs = torch.softmax(z.double(), -1)
+        equivalents = tuple(mapping.get(true, ())) if true_set == "UCF101" else (true,)
+        order = probs.argsort(descending=True).tolist()
+        ranks = [order.index(labels.index(k)) for k in equivalents if k in labels]
+        best = torch.topk(probs, top)
+        rows.append(
+            SampleTop5(
+                file,
+                true_set if true_set == "UCF101" else entry.label_set,
+                true,
+                equivalents,
+                tuple((labels[int(i)], float(p)) for p, i in zip(*best, strict=True)),
+                min(ranks) if ranks else -1,
+            )
+        )
+    ucf = [
+        (Path(f).stem.removesuffix("_rgb"), c, z)
+        for (_, f, s, c), z in zip(available, logits, strict=True)
+        if s == "UCF101"
+    ]
+    table = None
+    if ucf:
+        table = table1_from_scores(
+            torch.stack([z for _, _, z in ucf]),
+            [f for f, _, _ in ucf],
+            [c for _, c, _ in ucf],
+            source_labels=labels,
+            mapping=mapping,
+            target_classes=UCF101_CLASSES,
+            label_set=entry.label_set,
+            source=name,
+        )
+    files = weights_files(name, download=False, progress=False)
+    return KineticsSamples(
+        name,
+        entry.label_set,
+        num_frames,
+        spec.size[0],
+        any(is_standin(f) for f in files),
+        tuple(rows),
+        table,
+        missing,
+        entry.preprocessing.description,
+    )
+
+
+def kinetics_samples_missing(weights: str | None = None) -> str | None:
+    """None when :func:`kinetics_on_samples` can run (its weights are cached), else the one
+    line a notebook prints instead: what is missing and the command that gets it."""
+    from hartutor.pretrained_explain import PRETRAINED_STREAMS, how_to_get, missing_weights
+
+    streams = {"i3d": weights or PRETRAINED_STREAMS["i3d"]}
+    if not missing_weights(streams):
+        return None
+    return (
+        f"the pretrained Kinetics-400 I3D ({streams['i3d']}) is not in the cache, so its "
+        f"predictions on the real clips are not shown; get it with: {how_to_get(streams)} "
+        "(Binder's postBuild does)"
     )

@@ -290,18 +290,22 @@ PredictionRow = tuple[
 ]
 
 
-def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> Figure:
+def prediction_figure(
+    rows: Sequence[PredictionRow], *, num_frames: int = 4, title: str | None = None
+) -> Figure:
     """Frames of each clip beside horizontal bars of every scorer's top classes.
 
     One row per clip: ``num_frames`` thumbnails, then one bar panel per scorer (each stream and
-    the fused score). A bar naming the true class is green, others grey.
+    the fused score). A bar naming the true class is green, others grey; where the true class
+    is known, each panel says whether its top-1 is right (green) or wrong (red). ``title``
+    (for example how the clips were chosen) goes above the panels.
     """
     from matplotlib.figure import Figure
 
     if not rows:
         raise ValueError("prediction_figure needs at least one clip")
     num_scorers = max(len(r[3]) for r in rows)
-    header = 0.45  # inches kept free above the panels for their titles and the legend line
+    header = 0.45 + (0.25 if title else 0.0)  # inches above the panels: titles, legend line
     height = 1.5 * len(rows) + header
     fig = Figure(figsize=(1.1 * num_frames + 3.2 * num_scorers, height), dpi=100)
     # frames close together on the left; bar charts spaced for their class-name tick labels
@@ -336,8 +340,24 @@ def prediction_figure(rows: Sequence[PredictionRow], *, num_frames: int = 4) -> 
             ax.tick_params(axis="x", labelsize=6)
             if r == 0:
                 ax.set_title(scorer, fontsize=9)
+            if truth is not None and len(labels):
+                right = labels[0] == truth
+                ax.text(
+                    0.98,
+                    0.04,
+                    "top-1 right" if right else "top-1 wrong",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="bottom",
+                    fontsize=8,
+                    fontweight="bold",
+                    color="tab:green" if right else "tab:red",
+                )
+    lines = [title] if title else []
     if any(r[2] is not None for r in rows):
-        fig.suptitle("green: the true class", fontsize=9, y=1 - 0.08 / height, va="top")
+        lines.append("green bar: the true class; each panel: is its top-1 the true class")
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=9, y=1 - 0.08 / height, va="top")
     return fig
 
 

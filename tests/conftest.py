@@ -40,3 +40,25 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("HARTUTOR_CACHE", str(cache))
     monkeypatch.delenv("HARTUTOR_DATA", raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def kinetics_i3d_standin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hartutor cache holding the Kinetics-400 I3D that Binder's postBuild downloads, as a
+    stand-in (the real file format, random values) fetched from a local mirror by the real
+    download code. Point ``HARTUTOR_CACHE`` at it to take the notebooks' cached-weights path."""
+    from hartutor import standins
+    from hartutor.pretrained_explain import PRETRAINED_STREAMS
+    from hartutor.weights import mirror as mirror_module
+    from hartutor.weights import weights_files
+
+    base = tmp_path_factory.mktemp("kinetics-i3d-standin")
+    cache = base / "cache"
+    mirror = standins.write_mirror(base / "mirror", weights=[PRETRAINED_STREAMS["i3d"]])
+    with standins.serve(mirror) as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HARTUTOR_CACHE", str(cache))
+        patch.setenv(mirror_module.MIRROR_VARIABLE, server.url)
+        mirror_module.clear_cache()
+        weights_files(PRETRAINED_STREAMS["i3d"], download=True, progress=False)
+    mirror_module.clear_cache()
+    return cache

@@ -168,3 +168,27 @@ def test_evaluating_a_fusion_scores_each_stream(capsys):
     text = capsys.readouterr().out
     for scorer in ("fused", "i3d", "xception"):
         assert f"| {scorer} |" in text
+
+
+def test_demo_shows_the_transfer_world_by_default_and_the_motion_fusion_on_request(
+    tmp_path: Path, capsys
+):
+    out = tmp_path / "demo.png"
+    assert main(["--threads", "1", "demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("mode: world") and text.count("(true: ") == 3
+    for family in ("motion", "appearance", "both"):
+        assert f"({family}, test clip " in text
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["--threads", "1", "demo", "--motion", "--clips", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("mode: tiny") and text.count("(true: ") == 2
+
+
+@pytest.mark.parametrize(
+    "args", [["demo", "--clips", "2"], ["demo", "--motion", "--video", "x.mp4"]]
+)
+def test_demo_options_that_do_not_go_together_are_one_line_errors(args, tmp_path, capsys):
+    assert main([*args, "--out", str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error:" in err

@@ -1,4 +1,7 @@
-"""``hartutor demo``: runs offline on the embedded default, prints per-stream and fused top-3."""
+"""``hartutor demo``: runs offline on the embedded default, prints per-stream and fused top-3.
+
+The default (the transfer world) is checked for its structure and its clip rule, never for
+which stream is right on which clip: the shipped target checkpoints may be retrained."""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def fusion_checkpoint(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_demo_on_synthetic_clips_reports_every_stream_and_the_fusion(fusion_checkpoint, tmp_path):
-    result = demo.run_demo(num_clips=4, seed=3, out=tmp_path / "demo.png")
+    result = demo.run_demo(num_clips=4, seed=3, out=tmp_path / "demo.png", motion=True)
     assert result.mode == "tiny" and len(result.clips) == 4
     assert [c.true_label for c in result.clips] == list(demo.DEMO_CLASSES[:4])
     # the reversal pair shares its seed: the same frames, reversed
@@ -49,7 +52,7 @@ def test_demo_on_synthetic_clips_reports_every_stream_and_the_fusion(fusion_chec
 
 
 def test_fused_probabilities_are_the_mean_of_the_streams(fusion_checkpoint):
-    result = demo.run_demo(num_clips=1, out=None, top=len(CLASS_NAMES))
+    result = demo.run_demo(num_clips=1, out=None, top=len(CLASS_NAMES), motion=True)
     by_scorer = {
         p.scorer: dict(zip(p.labels, p.probabilities, strict=True))
         for p in result.clips[0].predictions
@@ -72,4 +75,125 @@ def test_missing_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(demo, "FUSION_CHECKPOINT", "no_such_checkpoint.pt")
     with pytest.raises(WeightsError, match=r"no_such_checkpoint\.pt"):
-        demo.run_demo(out=None)
+        demo.run_demo(out=None, motion=True)
+
+
+# ------------------------------------------------------------------ the default: transfer world
+
+WORLD_SCORERS = ["temporal (i3d)", "frame (xception)", "fused"]
+
+
+def _world_test_item(seed: int, index: int) -> dict:
+    from hartutor.synth import SyntheticActions
+    from hartutor.synth.world import CLIP_FRAMES, CLIP_SIZE, TARGET_CLASSES
+
+    test = SyntheticActions(
+        len(TARGET_CLASSES),
+        seed=seed,
+        split="test",
+        num_frames=CLIP_FRAMES,
+        size=CLIP_SIZE,
+        classes=TARGET_CLASSES,
+    )
+    return test[index]
+
+
+def test_world_rule_takes_one_test_clip_per_family_and_walks_through_every_class():
+    from hartutor.synth.world import FAMILIES, TARGET_CLASSES
+
+    seen: dict[str, set[str]] = {family: set() for family in FAMILIES}
+    for seed in range(12):
+        picks = demo.world_demo_clips(seed)
+        assert len(picks) == len(FAMILIES)
+        for (name, index), (family, names) in zip(picks, FAMILIES.items(), strict=True):
+            assert name in names and TARGET_CLASSES[index] == name
+            assert index < len(TARGET_CLASSES)  # the class's first clip of the test split
+            seen[family].add(name)
+    assert seen == {family: set(names) for family, names in FAMILIES.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_default_demo_shows_one_clip_per_family_with_every_streams_top3(seed, tmp_path):
+    from hartutor.synth.world import FAMILIES, TARGET_CLASSES
+
+    result = demo.run_demo(seed=seed, out=tmp_path / "demo.png")
+    assert result.mode == "world"
+    assert [c.true_label for c in result.clips] == [n for n, _ in demo.world_demo_clips(seed)]
+    for clip, family, (name, index) in zip(
+        result.clips, FAMILIES, demo.world_demo_clips(seed), strict=True
+    ):
+        assert f"({family}, test clip {index})" in clip.name
+        # the frames shown are the rule's held-out test clip
+        item = _world_test_item(seed, index)
+        assert item["action"] == name
+        expected = item["video"].mul(255).round().byte().permute(1, 2, 3, 0).numpy()
+        assert np.array_equal(clip.frames, expected)
+        assert [p.scorer for p in clip.predictions] == WORLD_SCORERS
+        for prediction in clip.predictions:
+            assert len(prediction.labels) == 3 and set(prediction.labels) <= set(TARGET_CLASSES)
+            assert prediction.probabilities == sorted(prediction.probabilities, reverse=True)
+    text = demo.format_result(result)
+    assert text.count("(true: ") == 3 and "fused top-1 on these clips" in text
+    marks = text.count("  correct") + text.count("  wrong")
+    assert marks == 9
+    assert any(demo.WORLD_DEMO_RULE in note for note in result.notes)
+    assert result.figure is not None and result.figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_default_demo_scores_are_the_shipped_streams_softmax_and_their_mean():
+    from hartutor import transfer
+    from hartutor.synth.world import TARGET_CLASSES
+
+    seed = 2
+    result = demo.run_demo(seed=seed, out=None, top=len(TARGET_CLASSES))
+    adapters = transfer.stream_adapters()
+    for clip, (_, index) in zip(result.clips, demo.world_demo_clips(seed), strict=True):
+        video = _world_test_item(seed, index)["video"].mul(2).sub(1)[None]
+        by_scorer = {
+            p.scorer: dict(zip(p.labels, p.probabilities, strict=True)) for p in clip.predictions
+        }
+        streams = []
+        for kind in transfer.STREAMS:
+            model, names = transfer.load_stream(
+                kind, transfer.CHECKPOINT_DIR / transfer.TARGET_CHECKPOINTS[kind]
+            )
+            assert names == list(TARGET_CLASSES)
+            with torch.no_grad():
+                probs = torch.softmax(model(adapters[kind](video))[0], -1)
+            shown = by_scorer[f"{kind} ({transfer.STREAM_MODELS[kind]})"]
+            assert [shown[n] for n in names] == pytest.approx(probs.tolist(), abs=1e-5)
+            streams.append(probs)
+        fused = (streams[0] + streams[1]) / 2
+        assert [by_scorer["fused"][n] for n in TARGET_CLASSES] == pytest.approx(
+            fused.tolist(), abs=1e-5
+        )
+        for prediction in clip.predictions:
+            assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
+        fused_top = next(p for p in clip.predictions if p.scorer == "fused").labels[0]
+        assert fused_top == TARGET_CLASSES[int(fused.argmax())]
+
+
+def test_default_demo_picks_the_same_clips_whatever_the_models_predict(monkeypatch):
+    """The rule is fixed before any model runs: random streams show the very same clips."""
+    from hartutor import transfer
+    from hartutor.models.fusion import LateFusion
+    from hartutor.synth.world import TARGET_CLASSES
+
+    shipped = demo.run_demo(seed=1, out=None)
+    torch.manual_seed(0)
+    random_streams = {k: transfer.build_stream(k, len(TARGET_CLASSES)) for k in transfer.STREAMS}
+
+    def random_fusion(paths=None):
+        fusion = LateFusion(
+            random_streams, mode="softmax_mean", adapters=transfer.stream_adapters()
+        )
+        return fusion.eval(), list(TARGET_CLASSES)
+
+    monkeypatch.setattr(transfer, "world_fusion", random_fusion)
+    other = demo.run_demo(seed=1, out=None)
+    assert [c.name for c in other.clips] == [c.name for c in shipped.clips]
+    for a, b in zip(other.clips, shipped.clips, strict=True):
+        assert np.array_equal(a.frames, b.frames)
+    assert [p.probabilities for p in other.clips[0].predictions] != [
+        p.probabilities for p in shipped.clips[0].predictions
+    ]

@@ -683,7 +683,13 @@ OPTIONS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     ),
     "demo": (
         [],
-        {"--clips": [], "--seed": [], "--out": ["d.png", "d.xyz"], "--video": ["nosuch.mp4"]},
+        {
+            "--clips": [],
+            "--seed": [],
+            "--out": ["d.png", "d.xyz"],
+            "--video": ["nosuch.mp4"],
+            "--motion": None,
+        },
     ),
     "weights": (["list", "path", "download", "nope"], {"--quiet": None}),
     "ucf101": (["check", "prepare", "nope"], {"--subset": None, "--quick": None}),

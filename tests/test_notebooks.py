@@ -148,3 +148,36 @@ def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch: pyt
         f"{path.name}: {built} figures built but only {images} pictures shown; display each "
         "figure (end the cell with it, or display(fig))"
     )
+
+
+#: Notebooks whose cells use the Kinetics-400 I3D of Binder's postBuild when it is cached: 05 runs
+#: it on the real clips, 07 points there (the network would take 07 past 1 GB).
+KINETICS_I3D_NOTEBOOKS = sorted(TUTORIALS.glob("0[57]_*.ipynb"))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", KINETICS_I3D_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_with_the_kinetics_i3d_cached_as_a_standin(
+    path: Path, kinetics_i3d_standin_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The cells' cached-weights path, on stand-in weights: they run, 05 shows the real clips'
+    predictions and says the weights are random-valued stand-ins, 07 says where to see them."""
+    import nbformat
+
+    monkeypatch.setenv("HARTUTOR_MODE", "fast")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HARTUTOR_CACHE", str(kinetics_i3d_standin_cache))
+    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
+    outputs = [o for cell in cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+    printed = "".join(o.get("text", "") for o in outputs)
+    shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "is not in the cache" not in printed
+    if path.name.startswith("05_"):
+        assert "STAND-IN WEIGHTS" in printed and "random" in printed
+        assert "v_BaseballPitch_g01_c01" in shown  # a real clip's rows
+        assert "Table 1 on these clips" in printed
+    else:
+        assert "notebook 05" in printed
+    assert count_images(cells) >= built
