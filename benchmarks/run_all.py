@@ -71,6 +71,7 @@ class Settings:
     wait_quiet: float
     runner: Runner
     notebooks: tuple[str, ...] = ()  # name prefixes: measure only these notebooks
+    record: Path | None = None  # the notebook times record to update (None: do not write)
 
     @property
     def repeats(self) -> int:
@@ -675,74 +676,28 @@ def attribution_section(settings: Settings, machine: Machine) -> report.Section:
     return printed_section("attribution", "Attribution methods", lines)
 
 
-def _pretrained_note() -> str:
-    """Whether notebook 08's pretrained cells ran on cached weights (as on Binder) or fell back."""
-    from hartutor.pretrained_explain import PRETRAINED_STREAMS, missing_weights
-    from hartutor.weights import weights_files
-    from hartutor.weights.download import is_standin
-
-    missing = missing_weights()
-    if missing:
-        return (
-            f"The pretrained weights ({', '.join(missing)}) were not in the cache, so notebook "
-            "08's real-clip cell ran its tiny-model fallback (Binder downloads them)."
-        )
-    files = [f for name in PRETRAINED_STREAMS.values() for f in weights_files(name, download=False)]
-    kind = "stand-ins of the same size, random values" if any(map(is_standin, files)) else "real"
-    return (
-        f"The pretrained weights were in the cache ({kind}), as on Binder, so notebook 08 ran "
-        "the full-size I3D and Xception on a real clip."
-    )
-
-
 def notebooks_section(settings: Settings, machine: Machine) -> report.Section:
-    """Every tutorial notebook in fast mode on one core: wall time and kernel peak memory."""
+    """Every tutorial notebook in fast mode on one core: wall time and kernel peak memory.
+
+    The measured rows update the record the index notebook reads (``settings.record``); the
+    section's table and verdicts are rendered from the whole record, each row with its own
+    date and load, so measuring some notebooks keeps the others' last figures.
+    """
+    from hartutor.course import update_notebook_times
+
     prefixes = settings.notebooks or (("00", "index") if settings.quick else ())
     notebooks = bench_notebooks.select(prefixes)
     if not notebooks:
         raise SystemExit(f"no tutorial notebook starts with {' or '.join(prefixes)}")
     say(f"[notebooks] {len(notebooks)} notebooks, fast mode, one core")
-    with LoadMonitor() as load:
-        rows = bench_notebooks.measure(notebooks, 0, progress=say)  # core 0 where taskset exists
-    total = bench_notebooks.course_total(rows)
-    within = all(bench_notebooks.within_limits(row) for row in rows)
-    largest = max(rows, key=lambda row: row["kernel_peak_mb"])
-    slowest = max(rows, key=lambda row: row["wall_s"])
-    partial = bool(prefixes)
-    whole = f"these {len(rows)} notebooks" if partial else "the whole course"
-    if settings.notebooks:
-        scope = (
-            f" This run measured only {', '.join(row['notebook'] for row in rows)} "
-            f"(`--notebooks {' '.join(settings.notebooks)}`); run without `--notebooks` for "
-            "the whole course."
-        )
-    elif settings.quick:
-        scope = " `--quick` runs two notebooks only."
-    else:
-        scope = ""
-    scope += " " + _pretrained_note()
-    lines = [
-        measured_line(machine, load.others_cores, [1]),
-        "",
-        "`benchmarks/bench_notebooks.py`: each notebook executed in fast mode by `nbclient` in a "
-        "fresh kernel, pinned to one core (`taskset -c 0`, `OMP_NUM_THREADS=1`: a Binder "
-        "session); *kernel peak RSS* is the kernel process's maximum resident memory." + scope,
-        "",
-        bench_notebooks.table(rows),
-        "",
-        report.target_line(
-            within,
-            f"(the course's own) {'each of ' + whole if partial else 'every notebook'} under 5 "
-            "minutes and 1 GB on one core: slowest "
-            f"{slowest['notebook']} {slowest['wall_s']:.0f} s, largest "
-            f"{largest['notebook']} {largest['kernel_peak_mb']:.0f} MB.",
-        ),
-        report.target_line(
-            total <= bench_notebooks.COURSE_LIMIT_S,
-            f"(the course's own) {whole} under 30 minutes: {total:.0f} s.",
-        ),
-    ]
-    return printed_section("notebooks", "Tutorial notebooks", lines)
+    rows = bench_notebooks.measure(notebooks, 0, progress=say)  # core 0 where taskset exists
+    record = update_notebook_times(rows, settings.record) if settings.record is not None else rows
+    how = ""
+    if prefixes:
+        how = f"`--notebooks {' '.join(settings.notebooks)}`" if settings.notebooks else "`--quick`"
+    section = bench_notebooks.section(record, rows, how=how, record_path=settings.record)
+    say(section.body)
+    return section
 
 
 def machine_section(settings: Settings, machine: Machine) -> report.Section:
@@ -798,6 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     import hartutor  # noqa: F401
+    from hartutor.course import NOTEBOOK_TIMES
 
     threads = args.threads or available_cores()
     wait = args.wait_quiet if args.wait_quiet is not None else (10.0 if args.quick else 90.0)
@@ -807,6 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wait_quiet=wait,
         runner=quiet_runner(wait, retries=0 if args.quick else 1),
         notebooks=tuple(args.notebooks),
+        record=None if args.no_write else NOTEBOOK_TIMES,
     )
     machine = describe_machine(threads)
     say(report.section_body(machine_section(settings, machine).render()))

@@ -12,6 +12,7 @@ from hartutor import _compat
 _compat.install()
 
 from hartutor._display import register_figure_formatter  # noqa: E402
+from hartutor.config import kernel_memory_setup  # noqa: E402
 from hartutor.errors import (  # noqa: E402
     DataError,
     HartutorError,
@@ -22,8 +23,10 @@ from hartutor.errors import (  # noqa: E402
 
 __version__ = "0.1.0"
 
-# In a notebook, hartutor's figures display as pictures even without %matplotlib inline.
+# In a notebook, hartutor's figures display as pictures even without %matplotlib inline,
+# and freed tensors go back to the system (a Binder kernel has 1 GiB).
 register_figure_formatter()
+kernel_memory_setup()
 
 __all__ = [
     "DataError",

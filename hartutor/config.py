@@ -9,7 +9,9 @@ Environment variables (all optional):
   Default: ``<cache>/data``.
 - ``HARTUTOR_THREADS``: torch intra-op threads (default: torch's own choice).
 
-:func:`keep_freed_memory` tunes glibc's allocator for large activations (the CLI calls it).
+:func:`keep_freed_memory` tunes glibc's allocator for large activations (the CLI calls it);
+:func:`return_freed_memory` gives freed memory back, after every cell of a Jupyter kernel
+(``import hartutor`` arranges it: Binder gives a kernel 1 GiB).
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 #: How much freed memory :func:`keep_freed_memory` lets a process keep by default (MiB).
 KEEP_FREED_MB = 1024
+
+#: Set to ``0`` to keep glibc's defaults in a notebook kernel (see :func:`kernel_memory_setup`).
+RETURN_FREED_VARIABLE = "HARTUTOR_RETURN_FREED_MEMORY"
 
 # mallopt() parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -73,6 +79,57 @@ def configure_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def _libc() -> Any | None:
+    """glibc, or None where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def return_freed_memory() -> bool:
+    """Give the memory glibc holds freed back to the system now (``malloc_trim``); True if
+    some was given back, False if none was or there is no glibc.
+
+    glibc raises its mmap threshold to the size of each mapped block freed (up to 32 MiB),
+    so once a large tensor is freed, later ones come from its heap, and what is freed there
+    stays in the process (only the heap's top is trimmed). A notebook kernel that trains,
+    evaluates and builds models cell after cell then holds hundreds of MiB it no longer uses,
+    and its next peak stacks on them (notebooks 01 and 07 came near or over Binder's 1 GiB
+    so). Trimming after each cell (:func:`kernel_memory_setup`) costs milliseconds; fixing the
+    threshold low instead (``mallopt``) kept peaks lower still but faulted every large block
+    in again, for tens of per cent more CPU time. Figures: the hand-written notes of
+    ``docs/benchmarks.md``.
+    """
+    libc = _libc()
+    return bool(libc is not None and libc.malloc_trim(0))
+
+
+def kernel_memory_setup() -> bool:
+    """In a Jupyter kernel, run :func:`return_freed_memory` after every cell (unless
+    ``HARTUTOR_RETURN_FREED_MEMORY`` is ``0``); True if registered. Run by ``import hartutor``,
+    once per kernel."""
+    if "ipykernel" not in sys.modules or os.environ.get(RETURN_FREED_VARIABLE, "1") == "0":
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or _libc() is None:
+        return False
+    if _trim_after_cell not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _trim_after_cell)
+    return True
+
+
+def _trim_after_cell(*_: object) -> None:
+    return_freed_memory()
+
+
 def keep_freed_memory(limit_mb: float = KEEP_FREED_MB) -> bool:
     """Let glibc keep up to ``limit_mb`` MiB of freed memory for reuse instead of returning it
     to the kernel; True if glibc took the setting, False where there is no glibc (macOS,
@@ -93,15 +150,10 @@ def keep_freed_memory(limit_mb: float = KEEP_FREED_MB) -> bool:
     if not (math.isfinite(limit_mb) and 32 <= limit_mb < 2048):
         # mallopt() takes a C int of bytes; under glibc's own 32 MiB it would change nothing
         raise ValueError(f"limit_mb must be at least 32 and under 2048 MiB, got {limit_mb}")
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only
-    except (OSError, AttributeError):
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     limit = int(limit_mb * 2**20)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hartutor.errors import HartutorError, WeightsError
+from hartutor.errors import DataError, HartutorError, WeightsError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -268,3 +270,217 @@ def check(exercise_id: str, answer: object, *, quiet: bool = False, **context: A
         return True
     print(f"Exercise {exercise_id}: not yet. {problem}")
     return False
+
+
+# --------------------------------------------------------------------------- notebook times
+
+#: The course's promises for each notebook in fast mode on one core (a Binder session):
+#: mybinder.org guarantees 1G of memory, which JupyterHub reads as 2**30 bytes.
+NOTEBOOK_LIMIT_S = 300.0
+NOTEBOOK_LIMIT_MIB = 1024.0
+COURSE_LIMIT_S = 1800.0
+#: Where ``benchmarks/bench_notebooks.py`` records what it measured (shipped with hartutor).
+NOTEBOOK_TIMES = Path(__file__).resolve().parent / "assets" / "benchmarks" / "notebooks.json"
+#: Environment variable naming another record for :func:`notebook_times` to read (tests).
+NOTEBOOK_TIMES_VARIABLE = "HARTUTOR_NOTEBOOK_TIMES"
+NOTEBOOK_TIMES_FORMAT = "hartutor notebook times 1"
+PRETRAINED_STATES = ("real", "stand-ins", "absent")
+_MAX_TIMES_BYTES = 1_000_000  # a record is a few kB; anything larger is not one
+_RERUN = "rerun 'python benchmarks/bench_notebooks.py' to measure it again"
+
+
+@dataclass(frozen=True)
+class NotebookTime:
+    """One notebook run in fast mode on one core, as ``benchmarks/bench_notebooks.py`` measured it.
+
+    ``kernel_peak_mib`` is the kernel process's peak resident memory (``ru_maxrss``, MiB);
+    ``others_cores`` how many cores other processes kept busy meanwhile (None: unknown), so a
+    reader can tell a slow row from a busy machine; ``pretrained`` whether the pretrained
+    weights were in the cache (``real``, ``stand-ins`` of the same size, or ``absent``), as
+    notebooks 05, 07 and 08 run more when they are.
+    """
+
+    notebook: str
+    wall_s: float
+    kernel_peak_mib: float
+    measured: str  # "2026-12-07 11:43 UTC"
+    machine: str  # CPU model and cores
+    torch_threads: int
+    others_cores: float | None
+    pretrained: str
+    commit: str
+
+    @property
+    def minutes(self) -> int:
+        """Whole minutes, rounded up: what a student should plan for."""
+        return max(1, math.ceil(self.wall_s / 60))
+
+    @property
+    def within_limits(self) -> bool:
+        """The notebook's own promise: under 5 minutes and 1 GiB."""
+        return self.wall_s <= NOTEBOOK_LIMIT_S and self.kernel_peak_mib <= NOTEBOOK_LIMIT_MIB
+
+
+def _field_error(path: Path, position: int, row: object, problem: str) -> DataError:
+    name = row.get("notebook") if isinstance(row, dict) else None
+    which = f"row {position}" + (f" ({name})" if isinstance(name, str) else "")
+    return DataError(f"notebook times {str(path)!r}, {which}: {problem}; {_RERUN}")
+
+
+def _notebook_time(path: Path, position: int, row: object) -> NotebookTime:
+    """One row of the record, every field's type and range checked."""
+    if not isinstance(row, dict):
+        raise _field_error(path, position, row, "not a JSON object")
+    known = list(NotebookTime.__dataclass_fields__)
+    unknown, missing = sorted(set(row) - set(known)), [k for k in known if k not in row]
+    if unknown or missing:
+        raise _field_error(path, position, row, f"unknown fields {unknown}, missing {missing}")
+
+    def number(key: str, *, low: float, none: bool = False) -> None:
+        value = row[key]
+        if none and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _field_error(path, position, row, f"{key} is {value!r}, not a number")
+        if not (math.isfinite(value) and value >= low):
+            raise _field_error(path, position, row, f"{key} is {value!r}, not a number >= {low}")
+
+    for key in ("notebook", "measured", "machine", "pretrained", "commit"):
+        if not isinstance(row[key], str) or not row[key]:
+            raise _field_error(path, position, row, f"{key} is {row[key]!r}, not a text")
+    if not row["notebook"].endswith(".ipynb") or "/" in row["notebook"]:
+        raise _field_error(path, position, row, f"notebook {row['notebook']!r} is not a file name")
+    number("wall_s", low=0.0)
+    number("kernel_peak_mib", low=0.0)
+    number("others_cores", low=0.0, none=True)
+    if isinstance(row["torch_threads"], bool) or not isinstance(row["torch_threads"], int):
+        raise _field_error(path, position, row, f"torch_threads is {row['torch_threads']!r}")
+    number("torch_threads", low=1)
+    if row["pretrained"] not in PRETRAINED_STATES:
+        raise _field_error(
+            path,
+            position,
+            row,
+            f"pretrained is {row['pretrained']!r}, not one of {PRETRAINED_STATES}",
+        )
+    return NotebookTime(**row)
+
+
+def notebook_times(path: str | Path | None = None) -> list[NotebookTime]:
+    """The measured time and peak memory of each notebook, by notebook name.
+
+    Read from ``path``, else ``HARTUTOR_NOTEBOOK_TIMES``, else :data:`NOTEBOOK_TIMES` (which
+    ``benchmarks/bench_notebooks.py`` writes); every field is checked, and a malformed file
+    raises :class:`~hartutor.errors.DataError` in one line naming it.
+    """
+    if path is None:
+        path = os.environ.get(NOTEBOOK_TIMES_VARIABLE) or NOTEBOOK_TIMES
+    file = Path(path)
+    try:
+        if file.stat().st_size > _MAX_TIMES_BYTES:
+            raise DataError(f"notebook times {str(file)!r} is over 1 MB: not a hartutor record")
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read notebook times {str(file)!r}: {err}; {_RERUN}") from None
+    if not isinstance(payload, dict) or payload.get("format") != NOTEBOOK_TIMES_FORMAT:
+        raise DataError(
+            f"notebook times {str(file)!r} is not a {NOTEBOOK_TIMES_FORMAT!r} record; {_RERUN}"
+        )
+    rows = payload.get("notebooks")
+    if not isinstance(rows, list) or set(payload) != {"format", "notebooks"}:
+        raise DataError(
+            f"notebook times {str(file)!r} must hold exactly 'format' and a list 'notebooks'; "
+            + _RERUN
+        )
+    times = [_notebook_time(file, i, row) for i, row in enumerate(rows)]
+    names = [t.notebook for t in times]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise DataError(f"notebook times {str(file)!r} lists {doubled} twice; {_RERUN}")
+    return sorted(times, key=lambda t: t.notebook)
+
+
+def write_notebook_times(times: Sequence[NotebookTime], path: str | Path | None = None) -> Path:
+    """Write ``times`` as the whole record, sorted by notebook, atomically."""
+    from hartutor._fileio import atomic_write_text
+
+    names = [t.notebook for t in times]
+    if len(set(names)) != len(names):
+        raise ValueError(f"notebooks measured twice: {sorted(names)}")
+    payload = {
+        "format": NOTEBOOK_TIMES_FORMAT,
+        "notebooks": [asdict(t) for t in sorted(times, key=lambda t: t.notebook)],
+    }
+    file = Path(path) if path is not None else NOTEBOOK_TIMES
+    return atomic_write_text(file, json.dumps(payload, indent=1) + "\n")
+
+
+def update_notebook_times(
+    measured: Sequence[NotebookTime], path: str | Path | None = None
+) -> list[NotebookTime]:
+    """Replace the rows of the notebooks in ``measured`` and keep every other row as it was
+    (with its own date), so measuring two notebooks never drops the rest; the whole record."""
+    file = Path(path) if path is not None else NOTEBOOK_TIMES
+    kept = {t.notebook: t for t in notebook_times(file)} if file.exists() else {}
+    kept.update({t.notebook: t for t in measured})
+    write_notebook_times(list(kept.values()), file)
+    return sorted(kept.values(), key=lambda t: t.notebook)
+
+
+def course_total_s(times: Sequence[NotebookTime]) -> float:
+    """Seconds of notebook execution for these notebooks (kernel start-up excluded)."""
+    return sum(t.wall_s for t in times)
+
+
+def notebook_times_table(times: Sequence[NotebookTime], *, links: bool = False) -> str:
+    """Markdown: each notebook's time and peak, whether it keeps the course's promise, and
+    when, under what load and with which pretrained weights it was measured."""
+    from hartutor._markdown import markdown_table
+
+    def name(t: NotebookTime) -> str:
+        return (
+            f"[{t.notebook.removesuffix('.ipynb')}]({t.notebook})" if links else f"`{t.notebook}`"
+        )
+
+    several = len({t.machine for t in times}) > 1
+    header = [
+        "notebook",
+        "time (min, rounded up)",
+        "wall time (s)",
+        "kernel peak (MiB)",
+        f"within {NOTEBOOK_LIMIT_S / 60:.0f} min and {NOTEBOOK_LIMIT_MIB / 1024:.0f} GiB",
+        "measured",
+        "others' load (cores)",
+        "pretrained weights",
+    ] + (["machine"] if several else [])
+    body = [
+        [
+            name(t),
+            str(t.minutes),
+            f"{t.wall_s:.1f}",
+            f"{t.kernel_peak_mib:.0f}",
+            "yes" if t.within_limits else "**NO**",
+            t.measured,
+            "unknown" if t.others_cores is None else f"{t.others_cores:.2f}",
+            t.pretrained,
+        ]
+        + ([t.machine] if several else [])
+        for t in times
+    ]
+    return markdown_table(header, body)
+
+
+def notebook_times_summary(times: Sequence[NotebookTime]) -> str:
+    """One paragraph under the table: where it was measured, and the course's total."""
+    total = course_total_s(times)
+    machines = sorted({t.machine for t in times})
+    threads = sorted({t.torch_threads for t in times})
+    where = machines[0] if len(machines) == 1 else f"{len(machines)} machines (see the table)"
+    return (
+        f"Measured on {where}, {' or '.join(map(str, threads))} torch thread(s) pinned to one "
+        f"core, commits {', '.join(sorted({t.commit for t in times}))}. The {len(times)} "
+        f"notebooks take {total:.0f} s ({math.ceil(total / 60)} min) together; the course "
+        f"promises under {COURSE_LIMIT_S / 60:.0f} minutes, and under "
+        f"{NOTEBOOK_LIMIT_S / 60:.0f} minutes and {NOTEBOOK_LIMIT_MIB / 1024:.0f} GiB for each "
+        "notebook."
+    )

@@ -33,7 +33,7 @@ from hartutor._fileio import (
     describe_os_error,
     unsafe_load_reason,
 )
-from hartutor.config import configure_threads
+from hartutor.config import configure_threads, return_freed_memory
 from hartutor.errors import HartutorError, ModelError, OutputError, WeightsError
 from hartutor.metrics import ClassificationResult, accumulate
 
@@ -599,6 +599,7 @@ def _evaluate_scorers(
             ks=ks,
             class_names=class_names,
         )
+    return_freed_memory()  # the activations just freed: give them back (a notebook's 1 GiB)
     return results
 
 
@@ -770,6 +771,7 @@ def fit(
                 },
             )
         distributed.barrier()  # every rank goes on once rank 0 has evaluated and saved
+    return_freed_memory()  # the training's activations, freed: give them back
     return FitResult(history=history, checkpoint=checkpoint, val=val_result)
 
 

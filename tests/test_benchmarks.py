@@ -146,21 +146,64 @@ def test_a_training_run_is_judged_on_its_rendering_epoch_and_its_cached_ones() -
     assert bench_train.best_fit(rows, "i3d") is None
 
 
-def test_notebook_rows_are_judged_against_five_minutes_and_one_gigabyte() -> None:
+def _notebook_time(notebook: str, wall_s: float, peak: float, **changes: object):
+    from hartutor.course import NotebookTime
+
+    values: dict = {
+        "measured": "2026-12-07 11:43 UTC",
+        "machine": "AMD EPYC, 2 cores",
+        "torch_threads": 1,
+        "others_cores": 0.5,
+        "pretrained": "stand-ins",
+        "commit": "6a939d2",
+        **changes,
+    }
+    return NotebookTime(notebook=notebook, wall_s=wall_s, kernel_peak_mib=peak, **values)
+
+
+def test_notebook_rows_are_judged_against_five_minutes_and_one_gibibyte() -> None:
     from benchmarks import bench_notebooks
 
     rows = [
-        {"notebook": "00_the_data.ipynb", "wall_s": 4.7, "kernel_peak_mb": 437.0},
-        {"notebook": "08_slow.ipynb", "wall_s": 301.0, "kernel_peak_mb": 900.0},
-        {"notebook": "09_big.ipynb", "wall_s": 20.0, "kernel_peak_mb": 1100.0},
+        _notebook_time("00_the_data.ipynb", 4.7, 437.0),
+        _notebook_time("08_slow.ipynb", 301.0, 900.0),
+        _notebook_time("09_big.ipynb", 20.0, 1100.0),
     ]
     assert [bench_notebooks.within_limits(row) for row in rows] == [True, False, False]
     assert bench_notebooks.course_total(rows) == pytest.approx(325.7)
     lines = bench_notebooks.table(rows).splitlines()
-    assert lines[2] == "| `00_the_data.ipynb` | 4.7 | 437 | yes |"
-    assert lines[3].endswith("| **NO** |") and lines[4].endswith("| **NO** |")
+    assert lines[2].startswith(
+        "| `00_the_data.ipynb` | 1 | 4.7 | 437 | yes | 2026-12-07 11:43 UTC |"
+    )
+    assert "**NO**" in lines[3] and "**NO**" in lines[4]
+    (each_met, each), (total_met, total) = bench_notebooks.target_texts(rows, whole="these 3")
+    assert not each_met and "slowest 08_slow.ipynb 301 s, largest 09_big.ipynb 1100 MiB" in each
+    assert total_met and total.endswith("these 3 under 30 minutes: 326 s.")
     names = [p.name for p in bench_notebooks.select(("00", "index"))]
     assert names == ["00_the_data.ipynb", "index.ipynb"]
+
+
+def test_a_partial_benchmark_run_updates_its_rows_of_the_record(tmp_path, monkeypatch) -> None:
+    from benchmarks import bench_notebooks
+    from hartutor.course import notebook_times, write_notebook_times
+
+    record = tmp_path / "notebooks.json"
+    kept = _notebook_time("00_the_data.ipynb", 9.3, 462.0)
+    write_notebook_times([kept, _notebook_time("01_single_frame.ipynb", 40.9, 977.0)], record)
+    monkeypatch.setattr(
+        bench_notebooks, "run", lambda path, core: {"wall_s": 30.0, "kernel_peak_mib": 600.0}
+    )
+    out = tmp_path / "benchmarks.md"
+    bench_notebooks.main(["01", "--record", str(record), "--core", "-1", "--out", str(out)])
+    rows = {row.notebook: row for row in notebook_times(record)}
+    assert rows["00_the_data.ipynb"] == kept  # not measured: kept with its own date
+    new = rows["01_single_frame.ipynb"]
+    assert (new.wall_s, new.kernel_peak_mib, new.torch_threads) == (30.0, 600.0, 1)
+    assert new.measured != kept.measured and new.pretrained in ("real", "stand-ins", "absent")
+    text = out.read_text()  # the results file's section shows the whole record
+    assert "| `00_the_data.ipynb` | 1 | 9.3 | 462 | yes | 2026-12-07 11:43 UTC |" in text
+    assert "| `01_single_frame.ipynb` | 1 | 30.0 | 600 | yes |" in text
+    assert "The last run measured 01_single_frame.ipynb (`01`); the other rows are kept" in text
 
 
 def test_a_section_without_a_place_in_the_file_is_refused_not_dropped() -> None:
@@ -300,25 +343,35 @@ Set TORCHDYNAMO_VERBOSE=1 for the internal stack trace (please do this especiall
     assert error_line("", -9) == "exit status -9"
 
 
-def test_the_notebooks_section_can_measure_some_notebooks_and_says_so(monkeypatch) -> None:
+def test_the_notebooks_section_can_measure_some_notebooks_and_says_so(
+    monkeypatch, tmp_path
+) -> None:
     from benchmarks import bench_notebooks, run_all
+    from hartutor.course import notebook_times, write_notebook_times
 
     measured = []
 
     def fake_measure(notebooks, core, progress=None):
         measured.extend(p.name for p in notebooks)
-        return [{"notebook": p.name, "wall_s": 10.0, "kernel_peak_mb": 500.0} for p in notebooks]
+        return [
+            _notebook_time(p.name, 10.0, 500.0, measured="2026-12-07 12:40 UTC") for p in notebooks
+        ]
 
     monkeypatch.setattr(bench_notebooks, "measure", fake_measure)
+    record = tmp_path / "notebooks.json"
+    write_notebook_times([_notebook_time("01_single_frame.ipynb", 40.9, 977.0)], record)
     settings = run_all.Settings(
-        quick=False, threads=1, wait_quiet=0.0, runner=None, notebooks=("08", "09")
+        quick=False, threads=1, wait_quiet=0.0, runner=None, notebooks=("08", "09"), record=record
     )
     section = run_all.notebooks_section(settings, run_all.describe_machine(1))
     text = section.render()
     assert measured == [p.name for p in bench_notebooks.select(("08", "09"))] and len(measured) == 2
-    assert "This run measured only 08_" in text and "`--notebooks 08 09`" in text
-    assert "these 2 notebooks under 30 minutes" in text
-    assert "each of these 2 notebooks under 5 minutes and 1 GB" in text
+    assert [row.notebook for row in notebook_times(record)] == ["01_single_frame.ipynb", *measured]
+    assert "The last run measured 08_" in text and "`--notebooks 08 09`" in text
+    assert "the other rows are kept from earlier runs" in text
+    assert "| `01_single_frame.ipynb` | 1 | 40.9 | 977 | yes | 2026-12-07 11:43 UTC |" in text
+    assert "these 3 notebooks under 30 minutes: 61 s." in text
+    assert "each of these 3 notebooks under 5 minutes and 1 GiB" in text
     with pytest.raises(SystemExit, match="no tutorial notebook"):
         run_all.notebooks_section(
             run_all.Settings(False, 1, 0.0, None, notebooks=("zz",)), run_all.describe_machine(1)

@@ -1,4 +1,5 @@
-"""Process settings: glibc's allocator keeping freed memory (``keep_freed_memory``)."""
+"""Process settings: glibc's allocator keeping freed memory (``keep_freed_memory``) or giving
+it back (``return_freed_memory``, in notebook kernels)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,60 @@ def test_console_script_keeps_freed_memory_before_main(monkeypatch: pytest.Monke
     monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 0)
     assert cli.console_main() == 0
     assert calls == ["keep", "main"]
+
+
+# Frees a 16 MiB block (glibc then raises its mmap threshold to 16 MiB), fills 128 MiB with
+# 4 MiB blocks (now from the heap), frees all but the last (which pins the heap's top) and
+# prints how much more is resident than before (MiB).
+_RETAINED = """
+import sys
+from pathlib import Path
+from hartutor.config import return_freed_memory
+def rss():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+big = bytearray(16 * 2**20)
+del big
+before = rss()
+blocks = [bytearray(4 * 2**20) for _ in range(32)]
+last = blocks.pop()
+del blocks
+if sys.argv[1] == "return":
+    assert return_freed_memory()
+print(rss() - before)
+"""
+
+
+def _retained_mb(mode: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _RETAINED, mode], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
+def test_return_freed_memory_gives_freed_blocks_back() -> None:
+    assert _retained_mb("default") > 100  # 31 freed blocks of 4 MiB still resident
+    assert _retained_mb("return") < 16  # only the block still alive
+
+
+def test_only_a_jupyter_kernel_trims_after_each_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import hartutor.config as config
+
+    registered: list[tuple[str, object]] = []
+    events = types.SimpleNamespace(
+        callbacks={"post_run_cell": []},
+        register=lambda name, fn: registered.append((name, fn)),
+    )
+    shell = types.SimpleNamespace(events=events)
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.setattr(config, "_libc", lambda: object())
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert not config.kernel_memory_setup() and registered == []  # not a kernel
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # as if running in a kernel
+    monkeypatch.setenv(config.RETURN_FREED_VARIABLE, "0")
+    assert not config.kernel_memory_setup() and registered == []  # turned off
+    monkeypatch.delenv(config.RETURN_FREED_VARIABLE)
+    assert config.kernel_memory_setup()
+    assert registered == [("post_run_cell", config._trim_after_cell)]

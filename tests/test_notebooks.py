@@ -181,3 +181,59 @@ def test_notebook_runs_with_the_kinetics_i3d_cached_as_a_standin(
     else:
         assert "notebook 05" in printed
     assert count_images(cells) >= built
+
+
+@pytest.mark.notebook
+def test_the_index_renders_its_table_of_times_from_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The index's times cell shows what the record holds (here a made-up record, so a typed
+    table could not pass), with each row's date and the course total."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from hartutor.course import NOTEBOOK_TIMES_VARIABLE, NotebookTime, write_notebook_times
+
+    record = tmp_path / "notebooks.json"
+    common = {"machine": "Test CPU, 3 cores", "torch_threads": 1, "commit": "abc1234"}
+    write_notebook_times(
+        [
+            NotebookTime(
+                "00_the_data.ipynb",
+                123.4,
+                567.8,
+                "2031-01-02 03:04 UTC",
+                **common,
+                others_cores=0.25,
+                pretrained="absent",
+            ),
+            NotebookTime(
+                "07_late_fusion.ipynb",
+                61.0,
+                1100.0,
+                "2031-05-06 07:08 UTC",
+                **common,
+                others_cores=None,
+                pretrained="real",
+            ),
+        ],
+        record,
+    )
+    monkeypatch.setenv(NOTEBOOK_TIMES_VARIABLE, str(record))
+    index = nbformat.read(TUTORIALS / "index.ipynb", as_version=4)
+    cells = [c for c in index.cells if c.cell_type == "code" and "notebook_times(" in c.source]
+    assert len(cells) == 1, "the index has one cell rendering the notebook times"
+    index.cells = cells
+    NotebookClient(index, timeout=CELL_TIMEOUT_S, kernel_name="python3").execute()
+    shown = "".join(
+        "".join(output.get("data", {}).get("text/markdown", "")) for output in cells[0].outputs
+    )
+    assert (
+        "| [00_the_data](00_the_data.ipynb) | 3 | 123.4 | 568 | yes | 2031-01-02 03:04 UTC "
+        "| 0.25 | absent |" in shown
+    )
+    assert (
+        "| [07_late_fusion](07_late_fusion.ipynb) | 2 | 61.0 | 1100 | **NO** "
+        "| 2031-05-06 07:08 UTC | unknown | real |" in shown
+    )
+    assert "Test CPU, 3 cores" in shown and "take 184 s (4 min) together" in shown

@@ -398,6 +398,16 @@ def test_the_cache_renders_each_clip_once_within_its_budget_and_serves_the_same_
     assert sorted(renders) == sorted(seeds[:3] + seeds[3:] * 3)
     assert "cache_mb=" in repr(cached) and "cache_mb" not in repr(plain)
     assert plain.cached_clips == 0
+    # The cached clips share one block per kind (no heap pinned apart clip by clip), sized
+    # for the 3 the budget holds.
+    blocks = {
+        kind: {tensor.untyped_storage().data_ptr() for tensor in parts}
+        for kind, parts in zip(
+            ("frames", "flow"), zip(*cached._cache.values(), strict=True), strict=True
+        )
+    }
+    assert all(len(pointers) == 1 for pointers in blocks.values()), blocks
+    assert [len(slab) for slab in cached._slabs] == [3, 3]
 
 
 def test_the_cache_is_not_pickled_nor_filled_in_dataloader_workers(monkeypatch):

@@ -101,6 +101,10 @@ class SyntheticActions(Dataset):
         self.cache_mb = float(cache_mb)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._cache_bytes = 0
+        # The cached clips live in one block per kind (frames, flow), allocated at the first
+        # clip: clips cached one by one between a model's activations would each pin a piece
+        # of the allocator's heap, and the heap could not give back the space between them.
+        self._slabs: tuple[torch.Tensor, torch.Tensor | None] | None = None
         # Fail now, not in a worker: render one tiny clip with these settings.
         render_clip(names[0], 0, num_frames=self.num_frames, size=size, fps=fps, noise=False)
 
@@ -141,9 +145,29 @@ class SyntheticActions(Dataset):
         flow = torch.from_numpy(clip.flow) if self.with_flow else None
         size = frames.nbytes + (flow.nbytes if flow is not None else 0)
         if self._cache_bytes + size <= self.cache_mb * 2**20 and get_worker_info() is None:
+            frames, flow = self._store(frames, flow, size)
             self._cache[index] = (frames, flow)
             self._cache_bytes += size
         return frames, flow
+
+    def _store(
+        self, frames: torch.Tensor, flow: torch.Tensor | None, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Copy a clip into the next slot of the cache's blocks (made at the first clip, as
+        many slots as the budget holds); return the slot's views."""
+        if self._slabs is None:
+            slots = min(self.num_clips, int(self.cache_mb * 2**20) // size)
+            self._slabs = (
+                torch.empty((slots, *frames.shape), dtype=frames.dtype),
+                torch.empty((slots, *flow.shape), dtype=flow.dtype) if flow is not None else None,
+            )
+        slot = len(self._cache)
+        frame_slab, flow_slab = self._slabs
+        frame_slab[slot].copy_(frames)
+        if flow is not None and flow_slab is not None:
+            flow_slab[slot].copy_(flow)
+            return frame_slab[slot], flow_slab[slot]
+        return frame_slab[slot], None
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -self.num_clips <= index < self.num_clips:
@@ -168,7 +192,7 @@ class SyntheticActions(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned DataLoader workers, ``copy``) without the cached clips."""
         state = self.__dict__.copy()
-        state["_cache"], state["_cache_bytes"] = {}, 0
+        state["_cache"], state["_cache_bytes"], state["_slabs"] = {}, 0, None
         return state
 
     def __repr__(self) -> str:
