@@ -286,11 +286,12 @@ def render_images(
     seed: int = 0,
     split: str = "train",
     streams: Sequence[str] = ("frame",),
+    zoom: tuple[float, float] | None = None,
 ) -> StreamSet:
-    """Render :class:`SyntheticImages` (one 96x96 frame each) as one-frame clips for the frame
-    stream (96x96) and, in ``streams``, for the temporal stream's 2D twin (resized to its
-    32x32 by the same adapter as the clips)."""
-    data = SyntheticImages(num_images, seed=seed, split=split)
+    """Render :class:`SyntheticImages` (one 96x96 frame each; ``zoom``: object-centred crops,
+    see there) as one-frame clips for the frame stream (96x96) and, in ``streams``, for the
+    temporal stream's 2D twin (resized to its 32x32 by the same adapter as the clips)."""
+    data = SyntheticImages(num_images, seed=seed, split=split, zoom=zoom)
     videos = torch.stack([data[i]["video"] for i in range(len(data))]).mul_(2.0).sub_(1.0)
     side = TEMPORAL_INPUT[1]
     inputs = {

@@ -65,8 +65,11 @@ def pretrain(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         streams = ("frame", "temporal") if "twin" in images else ("frame",)
         counts = {"frame": args.images, "twin": args.twin_images}
+        zoom = tuple(args.zoom) if args.zoom else None
+        if zoom is not None and "twin" in images:
+            raise SystemExit("--zoom is for the frame stream's source: pretrain the twin apart")
         rendered = T.render_images(
-            max(counts[k] for k in images), seed=0, split="train", streams=streams
+            max(counts[k] for k in images), seed=0, split="train", streams=streams, zoom=zoom
         )
         val = T.render_images(200, seed=0, split="val", streams=streams)
         print(f"{len(rendered)} images rendered ({time.perf_counter() - t:.0f} s)")
@@ -79,6 +82,12 @@ def pretrain(args: argparse.Namespace) -> None:
         )
         stream = "frame" if kind == "frame" else "temporal"
         recipe = T.PRETRAIN_RECIPES["frame"] if kind == "frame" else T.TWIN_RECIPE
+        if kind == "frame" and (args.frame_epochs or args.frame_augment is not None):
+            recipe = dataclasses.replace(
+                recipe,
+                epochs=args.frame_epochs or recipe.epochs,
+                augment=recipe.augment if args.frame_augment is None else args.frame_augment,
+            )
         name = T.SOURCE_CHECKPOINTS["frame"] if kind == "frame" else T.INFLATION_SOURCE_CHECKPOINT
         model = T.pretrain(stream, data, seed=0, recipe=recipe)
         side = 96 if kind == "frame" else 32
@@ -90,6 +99,7 @@ def pretrain(args: argparse.Namespace) -> None:
             recipe=recipe,
             seed=0,
             data=f"image source: {len(data)} images of 96x96, render seed 0, split train"
+            + ("" if zoom is None else f", object-centred crops of {zoom[0]:g}-{zoom[1]:g} frame")
             + ("" if kind == "frame" else ", resized to 32x32 (one-frame clips: the 2D twin)"),
         )
         acc = T.accuracy(T.stream_logits(model, val.inputs[stream]), val.labels)
@@ -246,6 +256,21 @@ def main() -> None:
     p.add_argument("--video-clips", type=int, default=80)
     p.add_argument("--images", type=int, default=3000, help="image-source images (frame)")
     p.add_argument("--twin-images", type=int, default=8000, help="images for the 2D twin")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="object-centred crops of the frame source (SyntheticImages' zoom)",
+    )
+    p.add_argument("--frame-epochs", type=int, default=None, help="override its epochs")
+    p.add_argument(
+        "--frame-augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flips and shifts of the frame source's images (default: its recipe's)",
+    )
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--split", choices=("val", "test"), default="val")
