@@ -357,8 +357,11 @@ def pretrain(
     out: str | Path | None = None,
 ) -> nn.Module:
     """Train a stream on a source set with :func:`~hartutor.train.fit`; ``out`` saves a
-    weights-only checkpoint that :func:`hartutor.train.load_checkpoint` reads."""
+    weights-only checkpoint that :func:`hartutor.train.load_checkpoint` reads. The initial
+    weights come from ``seed`` too (as in :func:`finetune`), so a rerun gives the same weights
+    whatever ran before it in the process."""
     recipe = recipe or PRETRAIN_RECIPES[kind]
+    torch.manual_seed(seed)
     model = build_stream(kind, len(source.class_names))
     data = source.data(kind, augment=recipe.augment)
     fit(model, data, config=_config(seed, recipe.epochs, recipe.lr, recipe.batch_size))
