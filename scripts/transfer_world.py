@@ -5,7 +5,8 @@
     python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
-and the tiny Xception on the image source (10 object classes, ``--images`` images, seed 0),
+and the tiny Xception on the image source (10 object classes, ``--images`` object-centred
+images, ``--zoom``: the crop's side a fraction of the frame, seed 0),
 and the tiny I3D's 2D twin on the image source at 32x32 (``--twin-images``, one-frame clips),
 all with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
 ``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``,
@@ -60,25 +61,22 @@ def pretrain(args: argparse.Namespace) -> None:
         val = T.render_streams(VIDEO_SOURCE_CLASSES, 10, seed=0, split="val", streams=("temporal",))
         acc = T.accuracy(T.stream_logits(model, val.inputs["temporal"]), val.labels)
         print(f"temporal source: val top-1 {acc:.1%} ({time.perf_counter() - t:.0f} s)")
-    images = [kind for kind in args.streams if kind in ("frame", "twin")]
-    if images:
+    zoom = tuple(args.zoom) if args.zoom else None
+    for kind in [kind for kind in args.streams if kind in ("frame", "twin")]:
         t = time.perf_counter()
-        streams = ("frame", "temporal") if "twin" in images else ("frame",)
-        counts = {"frame": args.images, "twin": args.twin_images}
-        rendered = T.render_images(
-            max(counts[k] for k in images), seed=0, split="train", streams=streams
-        )
-        val = T.render_images(200, seed=0, split="val", streams=streams)
-        print(f"{len(rendered)} images rendered ({time.perf_counter() - t:.0f} s)")
-    for kind in images:
-        t = time.perf_counter()
-        # the first n images of a larger render are the n images of a smaller one
-        n = counts[kind]
-        data = T.StreamSet(
-            {k: v[:n] for k, v in rendered.inputs.items()}, rendered.labels[:n], T.IMAGE_CLASSES
-        )
+        # the frame stream's source is object-centred (zoom); the 32x32 twin's is not
         stream = "frame" if kind == "frame" else "temporal"
+        n, crops = (args.images, zoom) if kind == "frame" else (args.twin_images, None)
+        data = T.render_images(n, seed=0, split="train", streams=(stream,), zoom=crops)
+        val = T.render_images(200, seed=0, split="val", streams=(stream,))
+        print(f"{len(data)} images rendered ({time.perf_counter() - t:.0f} s)", flush=True)
         recipe = T.PRETRAIN_RECIPES["frame"] if kind == "frame" else T.TWIN_RECIPE
+        if kind == "frame" and (args.frame_epochs or args.frame_augment is not None):
+            recipe = dataclasses.replace(
+                recipe,
+                epochs=args.frame_epochs or recipe.epochs,
+                augment=recipe.augment if args.frame_augment is None else args.frame_augment,
+            )
         name = T.SOURCE_CHECKPOINTS["frame"] if kind == "frame" else T.INFLATION_SOURCE_CHECKPOINT
         model = T.pretrain(stream, data, seed=0, recipe=recipe)
         side = 96 if kind == "frame" else 32
@@ -90,6 +88,11 @@ def pretrain(args: argparse.Namespace) -> None:
             recipe=recipe,
             seed=0,
             data=f"image source: {len(data)} images of 96x96, render seed 0, split train"
+            + (
+                ""
+                if crops is None
+                else f", object-centred crops of {crops[0]:g}-{crops[1]:g} frame"
+            )
             + ("" if kind == "frame" else ", resized to 32x32 (one-frame clips: the 2D twin)"),
         )
         acc = T.accuracy(T.stream_logits(model, val.inputs[stream]), val.labels)
@@ -244,8 +247,26 @@ def main() -> None:
         help="twin: the temporal stream's 2D twin on the image source, for init='inflated'",
     )
     p.add_argument("--video-clips", type=int, default=80)
-    p.add_argument("--images", type=int, default=3000, help="image-source images (frame)")
+    p.add_argument("--images", type=int, default=12000, help="image-source images (frame)")
     p.add_argument("--twin-images", type=int, default=8000, help="images for the 2D twin")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        nargs=2,
+        default=list(T.IMAGE_SOURCE_ZOOM),
+        metavar=("LO", "HI"),
+        help="object-centred crops of the frame source (SyntheticImages' zoom)",
+    )
+    p.add_argument(
+        "--no-zoom", dest="zoom", action="store_const", const=None, help="the whole frames"
+    )
+    p.add_argument("--frame-epochs", type=int, default=None, help="override its epochs")
+    p.add_argument(
+        "--frame-augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flips and shifts of the frame source's images (default: its recipe's)",
+    )
     m = sub.add_parser("measure")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--split", choices=("val", "test"), default="val")

@@ -22,6 +22,7 @@ from hartutor.synth.world import (
     TARGET_TO_VIDEO_SOURCE,
     VIDEO_SOURCE_CLASSES,
     SyntheticImages,
+    object_box,
 )
 
 #: sha256 (first 16 hex digits) of frames, flow and parts of every original class (seed 5, 6
@@ -172,3 +173,24 @@ def test_image_source_shows_every_object_still_and_deterministically():
     assert torch.equal(item["video"], data[4]["video"])
     assert not torch.equal(data[4]["video"], data[14]["video"])
     assert SyntheticImages(5, split="val")[0]["video"].shape == (3, 1, 96, 96)
+
+
+def test_image_source_zoom_centres_the_object_and_keeps_the_scene():
+    from hartutor.synth.regions import object_mask
+
+    plain, zoomed = SyntheticImages(3, seed=1), SyntheticImages(3, seed=1, zoom=(0.25, 0.5))
+    item = zoomed[2]
+    assert item["video"].shape == (3, 1, 96, 96) and item["label"] == plain[2]["label"]
+    assert torch.equal(item["video"], zoomed[2]["video"])  # deterministic
+    assert not torch.equal(item["video"], plain[2]["video"])
+    with pytest.raises(ValueError, match="zoom"):
+        SyntheticImages(3, zoom=(0.5, 2.0))
+    # the box: a quarter of the side, around the object, inside the frame
+    mask = object_mask(render_clip("drink", 5, num_frames=2, size=192, held="cup"))[0]
+    top, left, side = object_box(mask, 0.25)
+    assert side == 48 and 0 <= top <= 192 - side and 0 <= left <= 192 - side
+    ys, xs = np.nonzero(mask)
+    assert top <= ys.mean() < top + side and left <= xs.mean() < left + side
+    inside = mask[top : top + side, left : left + side].mean()
+    assert inside > 8 * mask.mean()  # the object fills far more of the crop than of the frame
+    assert object_box(np.zeros((16, 16), dtype=bool), 0.5) is None

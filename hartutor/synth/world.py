@@ -116,14 +116,31 @@ class SyntheticImages(Dataset):
     all drawn from :func:`~hartutor.synth.clip_seed` ``(seed, split, i)``. Items are dicts
     ``{"video": float32 (3, 1, size, size) in [0, 1], "label": int, "action": str}`` (a clip of
     one frame, so the frame streams take it as is).
+
+    ``zoom=(lo, hi)`` makes the images object-centred, as ImageNet's photographs are: the
+    frame is rendered at twice ``size`` and a square around the held object is cut from it,
+    its side a fraction of the frame drawn log-uniformly from ``[lo, hi]``, and resized to
+    ``size`` (``torchvision.transforms.v2``'s ``resized_crop``). With ``hi = 1`` some images show
+    the object at the target clips' own scale (5-10 pixels at 96x96), with ``lo = 0.25`` others
+    show it four times larger, so what is learnt large carries over to small. The pose, look
+    and object of image ``i`` do not depend on ``zoom``.
     """
 
     def __init__(
-        self, num_images: int, *, seed: int = 0, split: str = "train", size: int = CLIP_SIZE
+        self,
+        num_images: int,
+        *,
+        seed: int = 0,
+        split: str = "train",
+        size: int = CLIP_SIZE,
+        zoom: tuple[float, float] | None = None,
     ) -> None:
         if not 0 < num_images <= MAX_CLIPS:
             raise ValueError(f"num_images must be in [1, {MAX_CLIPS}], got {num_images}")
+        if zoom is not None and not 0 < zoom[0] <= zoom[1] <= 1:
+            raise ValueError(f"zoom must be (lo, hi) with 0 < lo <= hi <= 1, got {zoom!r}")
         clip_seed(seed, split, 0)
+        self.zoom = None if zoom is None else (float(zoom[0]), float(zoom[1]))
         self.num_images = int(num_images)
         self.seed = int(seed)
         self.split = split
@@ -146,6 +163,51 @@ class SyntheticImages(Dataset):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
         pose = IMAGE_POSES[int(rng.integers(len(IMAGE_POSES)))]
         frame = int(rng.integers(4))
-        clip = render_clip(pose, seed, num_frames=4, size=self.size, held=self.class_names[label])
+        side = self.size if self.zoom is None else 2 * self.size
+        clip = render_clip(pose, seed, num_frames=4, size=side, held=self.class_names[label])
         image = torch.from_numpy(clip.frames[frame]).permute(2, 0, 1).float().div_(255.0)
+        if self.zoom is not None:
+            image = _object_crop(image, clip, frame, rng, self.zoom, self.size)
         return {"video": image.unsqueeze(1), "label": label, "action": self.class_names[label]}
+
+
+def object_box(
+    mask: np.ndarray, fraction: float, jitter: tuple[float, float] = (0.0, 0.0)
+) -> tuple[int, int, int] | None:
+    """``(top, left, side)`` of a square of ``fraction`` of the frame's side around the pixels
+    of ``mask`` (H, W), their centre moved by ``jitter`` (in sides, each in [-1/4, 1/4]: the
+    object's centre stays in the square's middle half), kept inside the frame; None when the
+    mask is empty (the object hidden)."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return None
+    height, width = mask.shape
+    side = max(8, min(height, width, round(fraction * min(height, width))))
+    cy, cx = ys.mean() + jitter[0] * side, xs.mean() + jitter[1] * side
+    top = int(np.clip(round(cy - side / 2), 0, height - side))
+    left = int(np.clip(round(cx - side / 2), 0, width - side))
+    return top, left, side
+
+
+def _object_crop(
+    image: torch.Tensor,
+    clip: Any,
+    frame: int,
+    rng: np.random.Generator,
+    zoom: tuple[float, float],
+    size: int,
+) -> torch.Tensor:
+    """A square of ``image`` (3, H, W) around the held object of ``clip``'s ``frame`` (see
+    :func:`object_box`), its side a log-uniform fraction in ``zoom`` of the frame, resized to
+    ``size`` with antialiasing (the whole frame when the object is hidden)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from hartutor.synth.regions import object_mask
+
+    fraction = float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
+    jitter = rng.uniform(-0.25, 0.25, size=2)
+    box = object_box(object_mask(clip)[frame], fraction, (float(jitter[0]), float(jitter[1])))
+    if box is None:
+        return TF.resize(image, [size, size], antialias=True)
+    top, left, side = box
+    return TF.resized_crop(image, top, left, side, side, [size, size], antialias=True)
