@@ -475,11 +475,16 @@ def finetune(
 
 @torch.no_grad()
 def stream_logits(model: nn.Module, videos: torch.Tensor, *, batch: int = 16) -> torch.Tensor:
-    """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode."""
+    """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode.
+
+    Without gradients: each batch's logits would otherwise keep its autograd graph, and with
+    it every activation of every batch, alive until the last batch is done.
+    """
     model.eval()
-    return torch.cat(
-        [model(videos[i : i + batch].float()).float() for i in range(0, len(videos), batch)]
-    )
+    with torch.no_grad():
+        return torch.cat(
+            [model(videos[i : i + batch].float()).float() for i in range(0, len(videos), batch)]
+        )
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
