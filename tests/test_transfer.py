@@ -107,23 +107,6 @@ def test_source_table_rows_follow_the_poster_columns():
     assert "v_Walk_c01" in table.markdown()
 
 
-def test_demo_world_shows_each_family_with_each_streams_top3(tmp_path: Path):
-    from hartutor.demo import WORLD_DEMO_CLASSES, format_result, run_demo
-    from hartutor.synth.world import FAMILY_OF
-
-    result = run_demo(world=True, seed=0, out=tmp_path / "demo.png")
-    assert {FAMILY_OF[name] for name in WORLD_DEMO_CLASSES} == set(FAMILIES)
-    assert [c.true_label for c in result.clips] == list(WORLD_DEMO_CLASSES)
-    for clip in result.clips:
-        assert [p.scorer.split()[0] for p in clip.predictions] == ["temporal", "frame", "fused"]
-        assert all(
-            len(p.labels) == 3 and set(p.labels) <= set(TARGET_CLASSES) for p in clip.predictions
-        )
-        assert clip.frames.shape == (16, 96, 96, 3)
-    assert result.figure is not None and result.figure.stat().st_size > 0
-    assert "temporal (i3d)" in format_result(result)
-
-
 def test_world_checkpoints_ship_small_and_describe_themselves():
     from hartutor.synth.world import IMAGE_CLASSES
     from hartutor.train import read_checkpoint
