@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, video or download."""
+"""Atomic file writes (a reader never sees a half-written checkpoint, video or download), and
+bounded reads of the small JSON files hartutor writes."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import glob
+import json
 import os
 import tempfile
 import time
@@ -253,3 +255,22 @@ def check_archive_size(path: str | os.PathLike[str], limit: int, *, what: str = 
             "checkpoint hartutor wrote, or it was tampered with"
         )
     return total
+
+
+def read_small_json(
+    path: str | os.PathLike[str], *, what: str, max_bytes: int = 1_000_000
+) -> object:
+    """The JSON value in ``path``, a file hartutor writes (a record of a few kB): a file over
+    ``max_bytes`` is refused before it is read, and any unreadable file raises
+    :class:`~hartutor.errors.DataError` in one line naming it as ``what``."""
+    from hartutor.errors import DataError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise DataError(
+                f"{what} {str(path)!r} is over {max_bytes:,} bytes: not a hartutor record"
+            )
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {what} {str(path)!r}: {err}") from None

@@ -375,13 +375,13 @@ def notebook_times(path: str | Path | None = None) -> list[NotebookTime]:
     """
     if path is None:
         path = os.environ.get(NOTEBOOK_TIMES_VARIABLE) or NOTEBOOK_TIMES
+    from hartutor._fileio import read_small_json
+
     file = Path(path)
     try:
-        if file.stat().st_size > _MAX_TIMES_BYTES:
-            raise DataError(f"notebook times {str(file)!r} is over 1 MB: not a hartutor record")
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read notebook times {str(file)!r}: {err}; {_RERUN}") from None
+        payload = read_small_json(file, what="notebook times", max_bytes=_MAX_TIMES_BYTES)
+    except DataError as err:
+        raise DataError(f"{err}; {_RERUN}") from None
     if not isinstance(payload, dict) or payload.get("format") != NOTEBOOK_TIMES_FORMAT:
         raise DataError(
             f"notebook times {str(file)!r} is not a {NOTEBOOK_TIMES_FORMAT!r} record; {_RERUN}"

@@ -158,18 +158,10 @@ def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[st
     checkpoints, fused by softmax mean) on :func:`world_demo_clips`, with each stream's and the
     fusion's top-``top``."""
     from hartutor import transfer
-    from hartutor.synth import SyntheticActions
-    from hartutor.synth.world import CLIP_FRAMES, CLIP_SIZE, FAMILY_OF, TARGET_CLASSES
+    from hartutor.synth.world import FAMILY_OF, TARGET_CLASSES
 
     fusion, names = transfer.world_fusion()
-    test = SyntheticActions(
-        len(TARGET_CLASSES),
-        seed=seed,
-        split="test",
-        num_frames=CLIP_FRAMES,
-        size=CLIP_SIZE,
-        classes=TARGET_CLASSES,
-    )
+    test = transfer.target_clips(len(TARGET_CLASSES), seed=seed, split="test")
     results = []
     for name, index in world_demo_clips(seed):
         item = test[index]

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hartutor._fileio import atomic_write_text
+from hartutor._fileio import atomic_write_text, read_small_json
 from hartutor.errors import DataError
 
 __all__ = ["RESULTS_DIR", "EvaluationRecord", "read_record", "read_records", "write_record"]
@@ -90,12 +90,7 @@ def new_record(**values: Any) -> EvaluationRecord:
 def read_record(path: str | Path) -> EvaluationRecord:
     """Read one record, checking every field's type; a bad file is named in one line."""
     path = Path(path)
-    try:
-        if path.stat().st_size > _MAX_RECORD_BYTES:
-            raise DataError(f"result record {str(path)!r} is over 1 MB: not a hartutor record")
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read result record {str(path)!r}: {err}") from None
+    payload = read_small_json(path, what="result record", max_bytes=_MAX_RECORD_BYTES)
     if not isinstance(payload, Mapping):
         raise DataError(f"result record {str(path)!r} is not a JSON object")
     known = EvaluationRecord.__dataclass_fields__

@@ -218,15 +218,7 @@ class WorldClips(Dataset):
         split: str = "train",
         cache_mb: float = 0.0,
     ) -> None:
-        self.clips = SyntheticActions(
-            num_clips,
-            seed=seed,
-            split=split,
-            num_frames=CLIP_FRAMES,
-            size=CLIP_SIZE,
-            classes=TARGET_CLASSES,
-            cache_mb=cache_mb,
-        )
+        self.clips = target_clips(num_clips, seed=seed, split=split, cache_mb=cache_mb)
         self.adapter = stream_adapters()[kind]
 
     def __len__(self) -> int:
@@ -243,6 +235,27 @@ class WorldClips(Dataset):
         return {"video": video, "label": item["label"]}
 
 
+def target_clips(
+    num_clips: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    classes: Sequence[str] = TARGET_CLASSES,
+    cache_mb: float = 0.0,
+) -> SyntheticActions:
+    """The target set's clips as rendered for both streams (16 frames of 96x96), item ``i`` of
+    class ``i % len(classes)``; ``(seed, split)`` name the clips, as for every synthetic set."""
+    return SyntheticActions(
+        num_clips,
+        seed=seed,
+        split=split,
+        num_frames=CLIP_FRAMES,
+        size=CLIP_SIZE,
+        classes=classes,
+        cache_mb=cache_mb,
+    )
+
+
 def render_streams(
     classes: Sequence[str] = TARGET_CLASSES,
     clips_per_class: int = 20,
@@ -254,14 +267,7 @@ def render_streams(
 ) -> StreamSet:
     """Render ``clips_per_class`` clips of every class (16 frames of 96x96, the synthetic
     clip seeds of ``(seed, split)``) and keep each stream's adapted input."""
-    data = SyntheticActions(
-        len(classes) * clips_per_class,
-        seed=seed,
-        split=split,
-        num_frames=CLIP_FRAMES,
-        size=CLIP_SIZE,
-        classes=classes,
-    )
+    data = target_clips(len(classes) * clips_per_class, seed=seed, split=split, classes=classes)
     adapters = stream_adapters()
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in streams}
     seeds: list[int] = []

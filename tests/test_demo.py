@@ -84,18 +84,10 @@ WORLD_SCORERS = ["temporal (i3d)", "frame (xception)", "fused"]
 
 
 def _world_test_item(seed: int, index: int) -> dict:
-    from hartutor.synth import SyntheticActions
-    from hartutor.synth.world import CLIP_FRAMES, CLIP_SIZE, TARGET_CLASSES
+    from hartutor.synth.world import TARGET_CLASSES
+    from hartutor.transfer import target_clips
 
-    test = SyntheticActions(
-        len(TARGET_CLASSES),
-        seed=seed,
-        split="test",
-        num_frames=CLIP_FRAMES,
-        size=CLIP_SIZE,
-        classes=TARGET_CLASSES,
-    )
-    return test[index]
+    return target_clips(len(TARGET_CLASSES), seed=seed, split="test")[index]
 
 
 def test_world_rule_takes_one_test_clip_per_family_and_walks_through_every_class():

@@ -88,3 +88,22 @@ def test_bytes_that_are_no_pickle_at_all_are_not_called_python_objects(tmp_path:
     message = str(caught.value)
     assert "its bytes are not a pickle of tensors" in message, message
     assert "Python objects" not in message and "weights_only=False" not in message, message
+
+
+def test_read_small_json_refuses_large_or_broken_files_in_one_line(tmp_path: Path):
+    from hartutor._fileio import read_small_json
+    from hartutor.errors import DataError
+
+    good = tmp_path / "good.json"
+    good.write_text('{"a": 1}', encoding="utf-8")
+    assert read_small_json(good, what="record") == {"a": 1}
+    big = tmp_path / "big.json"
+    big.write_text("[" + "0," * 600 + "0]", encoding="utf-8")
+    with pytest.raises(DataError, match=r"record '.*big\.json' is over 1,000 bytes"):
+        read_small_json(big, what="record", max_bytes=1000)
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b"\xff{")
+    for path in (broken, tmp_path / "missing.json"):
+        with pytest.raises(DataError, match="cannot read record") as err:
+            read_small_json(path, what="record")
+        assert "\n" not in str(err.value)
