@@ -6,7 +6,8 @@
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` object-centred
-images, ``--zoom``: the crop's side a fraction of the frame, seed 0),
+images, ``--zoom``: the crop's side a fraction of the frame; training seed ``--pretrain-seed``,
+default 0, render seed 0),
 and the tiny I3D's 2D twin on the image source at 32x32 (``--twin-images``, one-frame clips),
 all with ``hartutor.train.fit`` and the recipes of ``hartutor.transfer``; the checkpoints go to
 ``hartutor/assets/checkpoints/`` (``i3d_tiny_video_source.pt``, ``xception_tiny_image_source.pt``,
@@ -47,14 +48,14 @@ def pretrain(args: argparse.Namespace) -> None:
         source = T.render_streams(
             VIDEO_SOURCE_CLASSES, args.video_clips, seed=0, split="train", streams=("temporal",)
         )
-        model = T.pretrain("temporal", source, seed=0)
+        model = T.pretrain("temporal", source, seed=args.pretrain_seed)
         T.save_stream(
             model,
             "temporal",
             out / T.SOURCE_CHECKPOINTS["temporal"],
             class_names=source.class_names,
             recipe=T.PRETRAIN_RECIPES["temporal"],
-            seed=0,
+            seed=args.pretrain_seed,
             data=f"video source: {len(source)} clips ({args.video_clips} per class), "
             "render seed 0, split train, 16x96x96 adapted to 16x32x32",
         )
@@ -71,14 +72,17 @@ def pretrain(args: argparse.Namespace) -> None:
         val = T.render_images(200, seed=0, split="val", streams=(stream,))
         print(f"{len(data)} images rendered ({time.perf_counter() - t:.0f} s)", flush=True)
         recipe = T.PRETRAIN_RECIPES["frame"] if kind == "frame" else T.TWIN_RECIPE
-        if kind == "frame" and (args.frame_epochs or args.frame_augment is not None):
+        if kind == "frame" and (
+            args.frame_epochs or args.frame_lr or args.frame_augment is not None
+        ):
             recipe = dataclasses.replace(
                 recipe,
                 epochs=args.frame_epochs or recipe.epochs,
+                lr=args.frame_lr or recipe.lr,
                 augment=recipe.augment if args.frame_augment is None else args.frame_augment,
             )
         name = T.SOURCE_CHECKPOINTS["frame"] if kind == "frame" else T.INFLATION_SOURCE_CHECKPOINT
-        model = T.pretrain(stream, data, seed=0, recipe=recipe)
+        model = T.pretrain(stream, data, seed=args.pretrain_seed, recipe=recipe)
         side = 96 if kind == "frame" else 32
         T.save_stream(
             model,
@@ -86,7 +90,7 @@ def pretrain(args: argparse.Namespace) -> None:
             out / name,
             class_names=data.class_names,
             recipe=recipe,
-            seed=0,
+            seed=args.pretrain_seed,
             data=f"image source: {len(data)} images of 96x96, render seed 0, split train"
             + (
                 ""
@@ -96,9 +100,14 @@ def pretrain(args: argparse.Namespace) -> None:
             + ("" if kind == "frame" else ", resized to 32x32 (one-frame clips: the 2D twin)"),
         )
         acc = T.accuracy(T.stream_logits(model, val.inputs[stream]), val.labels)
+        centred = ""
+        if crops is not None:  # the source's own task: object-centred val images
+            held = T.render_images(200, seed=0, split="val", streams=(stream,), zoom=crops)
+            top1 = T.accuracy(T.stream_logits(model, held.inputs[stream]), held.labels)
+            centred = f", centred val top-1 {top1:.1%}"
         print(
-            f"{kind} ({side}x{side}) image source: val top-1 {acc:.1%} "
-            f"({time.perf_counter() - t:.0f} s)",
+            f"{kind} ({side}x{side}) image source, pretraining seed {args.pretrain_seed}: "
+            f"val top-1 {acc:.1%}{centred} ({time.perf_counter() - t:.0f} s)",
             flush=True,
         )
 
@@ -260,7 +269,14 @@ def main() -> None:
     p.add_argument(
         "--no-zoom", dest="zoom", action="store_const", const=None, help="the whole frames"
     )
+    p.add_argument(
+        "--pretrain-seed",
+        type=int,
+        default=0,
+        help="training seed of the sources (initial weights, shuffling); render seed stays 0",
+    )
     p.add_argument("--frame-epochs", type=int, default=None, help="override its epochs")
+    p.add_argument("--frame-lr", type=float, default=None, help="override its learning rate")
     p.add_argument(
         "--frame-augment",
         action=argparse.BooleanOptionalAction,
