@@ -96,13 +96,11 @@ def pretrained_state() -> str:
     """Whether the pretrained weights notebooks 05, 07 and 08 use were in the cache:
     ``real``, ``stand-ins`` (same size, random values) or ``absent``."""
     from hartutor.pretrained_explain import PRETRAINED_STREAMS, missing_weights
-    from hartutor.weights import weights_files
-    from hartutor.weights.download import is_standin
+    from hartutor.weights import standin_weights
 
     if missing_weights():
         return "absent"
-    files = [f for name in PRETRAINED_STREAMS.values() for f in weights_files(name, download=False)]
-    return "stand-ins" if any(map(is_standin, files)) else "real"
+    return "stand-ins" if any(map(standin_weights, PRETRAINED_STREAMS.values())) else "real"
 
 
 def utc_now() -> str:
@@ -149,29 +147,17 @@ def table(rows: Sequence[Any]) -> str:
     return notebook_times_table(rows)
 
 
-def within_limits(row: Any) -> bool:
-    """A notebook's own promise: under 5 minutes and 1 GiB."""
-    return bool(row.within_limits)
-
-
-def course_total(rows: Sequence[Any]) -> float:
-    """Seconds of notebook execution for these notebooks (kernel start-up excluded)."""
-    from hartutor.course import course_total_s
-
-    return course_total_s(rows)
-
-
 def target_texts(rows: Sequence[Any], *, whole: str) -> list[tuple[bool, str]]:
     """The two verdicts (each notebook; the course's total) over ``rows``, as (met, text)."""
-    from hartutor.course import COURSE_LIMIT_S, NOTEBOOK_LIMIT_MIB, NOTEBOOK_LIMIT_S
+    from hartutor.course import COURSE_LIMIT_S, NOTEBOOK_LIMIT_MIB, NOTEBOOK_LIMIT_S, course_total_s
 
     largest = max(rows, key=lambda row: row.kernel_peak_mib)
     slowest = max(rows, key=lambda row: row.wall_s)
-    total = course_total(rows)
+    total = course_total_s(rows)
     each = f"each of {whole}" if whole != "the whole course" else "every notebook"
     return [
         (
-            all(within_limits(row) for row in rows),
+            all(row.within_limits for row in rows),
             f"(the course's own) {each} under {NOTEBOOK_LIMIT_S / 60:.0f} minutes and "
             f"{NOTEBOOK_LIMIT_MIB / 1024:.0f} GiB on one core: slowest "
             f"{slowest.notebook} {slowest.wall_s:.0f} s, largest {largest.notebook} "

@@ -426,8 +426,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_weights(args: argparse.Namespace) -> int:
     """List, download or locate pretrained weights."""
-    from hartutor.weights import describe, list_weights, weights_files
-    from hartutor.weights.download import is_standin
+    from hartutor.weights import describe, list_weights, standin_weights, weights_files
 
     if args.action == "list":
         for name in list_weights():
@@ -435,7 +434,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             paths = [Path(f["path"]) for f in info["files"]]
             state = "-"
             if all(p.is_file() for p in paths):
-                standin = any(is_standin(p) for p in paths)
+                standin = standin_weights(name)
                 state = "cached (stand-in: random values)" if standin else "cached"
             print(f"{name:<42} {info['label_set']:<12} {state}")
         return 0

@@ -98,8 +98,7 @@ def explain_pretrained(
     Raises :class:`~hartutor.errors.WeightsError` naming :func:`how_to_get` when weights are
     missing. Stand-in weights (``HARTUTOR_MIRROR``) are reported in ``standins``."""
     from hartutor.data import ClipTransform
-    from hartutor.weights import get_weights, load_pretrained, weights_files
-    from hartutor.weights.download import is_standin
+    from hartutor.weights import get_weights, load_pretrained, standin_weights
 
     missing = missing_weights(streams)
     if missing:
@@ -132,7 +131,6 @@ def explain_pretrained(
             **options,
         )
         result.inputs[stream] = (frames, side)
-        files = weights_files(name, download=False, progress=False)
-        result.standins[stream] = any(is_standin(f) for f in files)
+        result.standins[stream] = standin_weights(name)
         del model
     return result

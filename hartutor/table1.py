@@ -467,8 +467,7 @@ def kinetics_on_samples(
     from hartutor.labels import UCF101_CLASSES, kinetics_mapping
     from hartutor.pretrained_explain import PRETRAINED_STREAMS, how_to_get, missing_weights
     from hartutor.video import read_video
-    from hartutor.weights import get_weights, load_pretrained, weights_files
-    from hartutor.weights.download import is_standin
+    from hartutor.weights import get_weights, load_pretrained, standin_weights
 
     name = weights or PRETRAINED_STREAMS["i3d"]
     if missing_weights({"i3d": name}):
@@ -536,13 +535,12 @@ def kinetics_on_samples(
             label_set=entry.label_set,
             source=name,
         )
-    files = weights_files(name, download=False, progress=False)
     return KineticsSamples(
         name,
         entry.label_set,
         num_frames,
         spec.size[0],
-        any(is_standin(f) for f in files),
+        standin_weights(entry),
         tuple(rows),
         table,
         missing,

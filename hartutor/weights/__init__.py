@@ -13,6 +13,7 @@ from hartutor.weights.loaders import (
     load_state_dict_checked,
     load_tf_i3d_variables,
     load_torch_state_dict,
+    standin_weights,
     weights_files,
 )
 from hartutor.weights.matching import CheckpointMatch, VariableMatch, match_tf_checkpoint
@@ -57,6 +58,7 @@ __all__ = [
     "match_tf_checkpoint",
     "read_tf_checkpoint_index",
     "sha256sum",
+    "standin_weights",
     "verify_file",
     "weights_files",
     "write_tf_checkpoint",

@@ -37,6 +37,7 @@ __all__ = [
     "load_state_dict_checked",
     "load_tf_i3d_variables",
     "load_torch_state_dict",
+    "standin_weights",
     "weights_files",
 ]
 
@@ -165,6 +166,15 @@ def weights_files(
         fetch(remote, download=download, progress=progress, check_hash=check_hash)
         for remote in entry.files
     ]
+
+
+def standin_weights(weights: str | WeightsEntry | WeightsEnum) -> bool:
+    """Whether the cached files of ``weights`` came from a stand-in mirror (real format, random
+    values), read from their download notes without hashing them again: ask after
+    :func:`weights_files` or :func:`load_pretrained` has found and verified them."""
+    from hartutor.weights.download import is_standin
+
+    return any(is_standin(remote.cache_path()) for remote in get_weights(weights).files)
 
 
 def _state_dict_for_i3d_from_tf(entry: WeightsEntry, prefix: Path, verify_crc: bool) -> dict:
