@@ -481,16 +481,11 @@ def finetune(
 
 @torch.no_grad()
 def stream_logits(model: nn.Module, videos: torch.Tensor, *, batch: int = 16) -> torch.Tensor:
-    """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode.
-
-    Without gradients: each batch's logits would otherwise keep its autograd graph, and with
-    it every activation of every batch, alive until the last batch is done.
-    """
+    """Logits (N, K) of ``model`` on pre-adapted ``videos`` (N, 3, T, H, W), in eval mode."""
     model.eval()
-    with torch.no_grad():
-        return torch.cat(
-            [model(videos[i : i + batch].float()).float() for i in range(0, len(videos), batch)]
-        )
+    return torch.cat(
+        [model(videos[i : i + batch].float()).float() for i in range(0, len(videos), batch)]
+    )
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
