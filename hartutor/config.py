@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import math
 import os
 import sys
@@ -79,8 +80,10 @@ def configure_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+@functools.cache
 def _libc() -> Any | None:
-    """glibc, or None where the C library is not glibc."""
+    """glibc, or None where the C library is not glibc (looked up once: every notebook cell
+    asks, through :func:`return_freed_memory`)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
