@@ -130,8 +130,7 @@ FULL_MODE_NOTEBOOKS = sorted(TUTORIALS.glob("0*.ipynb"))
 def test_notebook_runs_in_full_mode_at_smoke_scale(
     path: Path, full_mode_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    import nbformat
-    from test_notebooks import count_images, execute_counting_figures, figures_shown_as_text
+    from test_notebooks import run_and_check_notebook
 
     for key, value in full_mode_env.items():
         monkeypatch.setenv(key, value)
@@ -139,15 +138,9 @@ def test_notebook_runs_in_full_mode_at_smoke_scale(
     if path.name.startswith("07_"):  # 07 fine-tunes the pretrained streams and writes the fusion
         written = tmp_path / "fusion_07.pt"
         monkeypatch.setenv("HARTUTOR_FUSION_CHECKPOINT", str(written))
-    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
-    outputs = [o for cell in cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    errors = [o for o in outputs if o.get("output_type") == "error"]
-    assert not errors, errors
+    outputs = run_and_check_notebook(path)
     printed = "".join(o.get("text", "") for o in outputs)
     assert "mode: full" in printed, "the notebook did not run in full mode"
-    as_text = figures_shown_as_text(cells)
-    assert not as_text, f"{path.name}: cells {as_text} show a figure as text, not as a picture"
-    assert count_images(cells) >= built, f"{path.name}: {built} figures built, fewer shown"
     if written is not None:
         from hartutor.train import load_checkpoint
 

@@ -109,6 +109,26 @@ def execute_counting_figures(notebook, path: Path) -> tuple[list, int]:
     return notebook.cells[1:-1], int(report.split("HARTUTOR-FIGURES")[1].split()[0])
 
 
+def run_and_check_notebook(path: Path) -> list:
+    """Run the notebook at ``path`` (see :func:`execute_counting_figures`) and check what a
+    student sees: no cell raised, no figure shows as text, every figure built is shown as a
+    picture. Returns the outputs of its code cells, for the caller's own checks."""
+    import nbformat
+
+    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
+    outputs = [o for cell in cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+    as_text = figures_shown_as_text(cells)
+    assert not as_text, f"{path.name}: cells {as_text} show a figure as text, not as a picture"
+    images = count_images(cells)
+    assert images >= built, (
+        f"{path.name}: {built} figures built but only {images} pictures shown; display each "
+        "figure (end the cell with it, or display(fig))"
+    )
+    return outputs
+
+
 @pytest.mark.notebook
 def test_the_figure_count_catches_a_figure_never_shown(tmp_path: Path, monkeypatch):
     import nbformat
@@ -128,26 +148,9 @@ def test_the_figure_count_catches_a_figure_never_shown(tmp_path: Path, monkeypat
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import nbformat
-
     monkeypatch.setenv("HARTUTOR_MODE", "fast")
     monkeypatch.setenv("MPLBACKEND", "Agg")  # no inline backend: figures must display anyway
-    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
-    errors = [
-        output
-        for cell in cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    assert not errors, errors
-    as_text = figures_shown_as_text(cells)
-    assert not as_text, f"{path.name}: cells {as_text} show a figure as text, not as a picture"
-    images = count_images(cells)
-    assert images >= built, (
-        f"{path.name}: {built} figures built but only {images} pictures shown; display each "
-        "figure (end the cell with it, or display(fig))"
-    )
+    run_and_check_notebook(path)
 
 
 #: Notebooks whose cells use the Kinetics-400 I3D of Binder's postBuild when it is cached: 05 runs
@@ -162,15 +165,10 @@ def test_notebook_runs_with_the_kinetics_i3d_cached_as_a_standin(
 ):
     """The cells' cached-weights path, on stand-in weights: they run, 05 shows the real clips'
     predictions and says the weights are random-valued stand-ins, 07 says where to see them."""
-    import nbformat
-
     monkeypatch.setenv("HARTUTOR_MODE", "fast")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("HARTUTOR_CACHE", str(kinetics_i3d_standin_cache))
-    cells, built = execute_counting_figures(nbformat.read(path, as_version=4), path)
-    outputs = [o for cell in cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    errors = [o for o in outputs if o.get("output_type") == "error"]
-    assert not errors, errors
+    outputs = run_and_check_notebook(path)
     printed = "".join(o.get("text", "") for o in outputs)
     shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
     assert "is not in the cache" not in printed
@@ -180,7 +178,6 @@ def test_notebook_runs_with_the_kinetics_i3d_cached_as_a_standin(
         assert "Table 1 on these clips" in printed
     else:
         assert "notebook 05" in printed
-    assert count_images(cells) >= built
 
 
 @pytest.mark.notebook
