@@ -31,11 +31,17 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _second_round_faults(mode: str) -> int:
+def _probe(script: str, mode: str) -> str:
+    """What ``script`` prints when run in a fresh interpreter with argument ``mode`` (glibc's
+    allocator state starts clean there)."""
     done = subprocess.run(
-        [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, mode], capture_output=True, text=True, check=True
     )
-    return int(done.stdout)
+    return done.stdout
+
+
+def _second_round_faults(mode: str) -> int:
+    return int(_probe(_FAULTS, mode))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
@@ -81,10 +87,7 @@ print(rss() - before)
 
 
 def _retained_mb(mode: str) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", _RETAINED, mode], capture_output=True, text=True, check=True
-    )
-    return float(done.stdout)
+    return float(_probe(_RETAINED, mode))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
