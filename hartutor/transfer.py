@@ -623,6 +623,42 @@ def fusion_report(temporal: nn.Module, frame: nn.Module, test: StreamSet) -> Fus
     return FusionReport(test.class_names, test.labels, logits)
 
 
+#: Issue 18's targets on held-out clips: each a margin in percentage points and its bound.
+TARGETS: dict[str, float] = {
+    "softmax mean over the best stream": 5.0,
+    "temporal over frame, motion family": 15.0,
+    "frame over temporal, appearance family": 15.0,
+    "temporal pretrained over scratch": 10.0,
+    "frame pretrained over scratch": 10.0,
+}
+
+
+def target_margins(
+    class_names: Sequence[str], labels: torch.Tensor, logits: Mapping[tuple[str, str], torch.Tensor]
+) -> dict[str, float]:
+    """The margins of :data:`TARGETS`, in points, for one run of each stream: ``logits`` maps
+    ``(stream, init)`` (``init`` ``"pretrained"`` or ``"scratch"``) to held-out logits."""
+    report = FusionReport(
+        tuple(class_names),
+        labels,
+        {kind: logits[kind, "pretrained"] for kind in STREAMS},
+    )
+    best = max(report.accuracy(kind) for kind in STREAMS)
+    gain = {
+        kind: accuracy(logits[kind, "pretrained"], labels)
+        - accuracy(logits[kind, "scratch"], labels)
+        for kind in STREAMS
+    }
+    margins = [
+        report.accuracy("softmax_mean") - best,
+        report.accuracy("temporal", "motion") - report.accuracy("frame", "motion"),
+        report.accuracy("frame", "appearance") - report.accuracy("temporal", "appearance"),
+        gain["temporal"],
+        gain["frame"],
+    ]
+    return {name: 100.0 * margin for name, margin in zip(TARGETS, margins, strict=True)}
+
+
 def markdown_table(
     rows: Sequence[Mapping[str, Any]], *, percent: bool = True, digits: int | None = None
 ) -> str:

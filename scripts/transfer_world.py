@@ -3,6 +3,7 @@
     python scripts/transfer_world.py pretrain            # writes the three source checkpoints
     python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
     python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
+    python scripts/transfer_world.py targets --logits DIR0 DIR1 DIR2 [--shared DIR]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` object-centred
@@ -20,6 +21,10 @@ held-out clips of ``--split`` (``val`` for choosing recipes, ``test`` for the re
 no choice is ever made on it); the fusion of the two fine-tuned streams (softmax mean and logit
 sum) per family; Table 1 of the source temporal stream; the data-efficiency curve with
 ``--curve 2 5 10 20``. One thread; everything is deterministic on a given machine.
+
+``targets``: issue 18's targets (``transfer.TARGETS``) with their mean and spread over every
+pair of an image-source pretraining run (one ``measure`` folder each, ``--pretrain-seed N``)
+and a fine-tuning seed.
 """
 
 from __future__ import annotations
@@ -243,6 +248,68 @@ def report(args: argparse.Namespace) -> dict:
     return results
 
 
+def _run_logits(folders: list[Path], name: str, seed: int) -> torch.Tensor:
+    for folder in folders:
+        path = folder / f"{name}_s{seed}.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=True)["logits"]
+    raise SystemExit(f"no run {name}_s{seed}.pt in {', '.join(map(str, folders))}: run measure")
+
+
+def targets(args: argparse.Namespace) -> dict:
+    """Issue 18's targets (``transfer.TARGETS``) over every pair of an image-source pretraining
+    run (one ``--logits`` folder each) and a fine-tuning seed; runs that do not depend on the
+    image source (temporal stream, frame from scratch) may come from ``--shared``."""
+    shared = [Path(args.shared)] if args.shared else []
+    margins: dict[str, list[float]] = {name: [] for name in T.TARGETS}
+    per_source: dict[str, dict[str, float]] = {}
+    for folder in map(Path, args.logits):
+        seeds = sorted(
+            int(p.stem.rsplit("_s", 1)[1]) for p in folder.glob("frame_pretrained_s*.pt")
+        )
+        if not seeds or not (folder / "labels.pt").is_file():
+            raise SystemExit(
+                f"{folder}: no frame_pretrained_s*.pt or labels.pt; run measure into it"
+            )
+        labels = torch.load(folder / "labels.pt", weights_only=True)
+        runs = []
+        for seed in seeds:
+            logits = {
+                (kind, init): _run_logits([folder, *shared], f"{kind}_{init}", seed)
+                for kind in T.STREAMS
+                for init in ("pretrained", "scratch")
+            }
+            runs.append(T.target_margins(T.TARGET_CLASSES, labels, logits))
+        for name in T.TARGETS:
+            margins[name].extend(run[name] for run in runs)
+        per_source[str(folder)] = {
+            name: statistics.fmean(run[name] for run in runs) for name in T.TARGETS
+        }
+    results = {
+        "runs": len(margins[next(iter(T.TARGETS))]),
+        "targets": {
+            name: {**_spread(values), "bound": T.TARGETS[name]} for name, values in margins.items()
+        },
+        "per_source": per_source,
+    }
+    lines = [
+        "| target | bound | mean ± sd | min | per source (mean) | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in results["targets"].items():
+        sources = ", ".join(f"{m[name]:+.1f}" for m in per_source.values())
+        lines.append(
+            f"| {name} | {row['bound']:g} | {row['mean']:+.1f} ± {row['std']:.1f} | "
+            f"{row['min']:+.1f} | {sources} | {'yes' if row['mean'] >= row['bound'] else 'NO'} |"
+        )
+    results["markdown"] = "\n".join(lines)
+    text = json.dumps(results, indent=1)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(results["markdown"])
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -309,9 +376,15 @@ def main() -> None:
     r.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
     r.add_argument("--table1", action="store_true")
     r.add_argument("--json", default=None)
+    g = sub.add_parser("targets")
+    g.add_argument("--logits", nargs="+", required=True, help="a folder per image-source run")
+    g.add_argument("--shared", default=None, help="runs that do not depend on the image source")
+    g.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"pretrain": pretrain, "measure": measure, "report": report}[args.command](args)
+    {"pretrain": pretrain, "measure": measure, "report": report, "targets": targets}[args.command](
+        args
+    )
 
 
 if __name__ == "__main__":

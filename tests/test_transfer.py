@@ -94,6 +94,34 @@ def test_fusion_report_counts_families_and_disagreements():
     assert len(report.class_table()) == len(names)
 
 
+def test_target_margins_measure_each_target_in_points():
+    names = TARGET_CLASSES
+    labels = torch.arange(len(names))
+    k = len(names)
+    appearance = [names.index(n) for n in FAMILIES["appearance"]]
+    motion = [names.index(n) for n in FAMILIES["motion"]]
+    # temporal: right but on appearance, where it says brush_teeth (less sure); frame: right
+    # but on motion, where it says walk (unsure); from scratch both always say walk
+    temporal = _one_hot(labels.tolist(), k)
+    temporal[appearance] = _one_hot([names.index("brush_teeth")] * 3, k, scale=3.0)
+    frame = _one_hot(labels.tolist(), k)
+    frame[motion] = _one_hot([names.index("walk")] * 6, k, scale=1.0)
+    scratch = _one_hot([0] * k, k)
+    logits = {
+        ("temporal", "pretrained"): temporal,
+        ("frame", "pretrained"): frame,
+        ("temporal", "scratch"): scratch,
+        ("frame", "scratch"): scratch,
+    }
+    margins = T.target_margins(names, labels, logits)
+    assert list(margins) == list(T.TARGETS)
+    expected = [100 * 2 / 13, 100 * 5 / 6, 100 * 2 / 3, 100 * 10 / 13, 100 * 7 / 13]
+    assert list(margins.values()) == pytest.approx(expected)
+    # a frame stream as good as the temporal one on motion misses that target
+    logits["frame", "pretrained"] = temporal
+    assert T.target_margins(names, labels, logits)["temporal over frame, motion family"] == 0.0
+
+
 def test_source_table_rows_follow_the_poster_columns():
     names = TARGET_CLASSES
     labels = torch.tensor([names.index("walk"), names.index("phone_call")])
