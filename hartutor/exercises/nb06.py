@@ -21,7 +21,7 @@ from hartutor.params import count_parameters, layer_cost
 )
 def _images_named(answer: Any, *, logits: Any = None, labels: Any = None) -> str | None:
     if logits is None or labels is None:
-        return "run the cells of section 5 first: the check needs image_logits and images.labels."
+        return "run the cells of section 6 first: the check needs image_logits and images.labels."
     truth = int((logits.argmax(1) == labels).sum())
     value = float(answer)
     if value == truth:
