@@ -184,14 +184,25 @@ def measure(args: argparse.Namespace) -> None:
                         )
 
 
+def _same_clips(labels: torch.Tensor, folders: list[Path]) -> None:
+    """Refuse logits of other held-out clips: every folder's labels must be ``labels``."""
+    for folder in folders:
+        path = folder / "labels.pt"
+        if path.is_file() and not torch.equal(torch.load(path, weights_only=True), labels):
+            raise SystemExit(f"{folder}: its runs scored other clips (labels.pt differs)")
+
+
 def report(args: argparse.Namespace) -> dict:
     """Read the logits of ``measure`` runs and summarise: streams, transfer, fusion, Table 1."""
     folder = Path(args.logits)
     labels = torch.load(folder / "labels.pt", weights_only=True)
+    _same_clips(labels, [Path(args.shared)] if args.shared else [])
     runs: dict[str, dict[int, dict]] = {}
-    for path in sorted(folder.glob("*_s*.pt")):
-        name, seed = path.stem.rsplit("_s", 1)
-        runs.setdefault(name, {})[int(seed)] = torch.load(path, weights_only=True)
+    # the folder's own runs first; --shared fills in the runs the folder lacks
+    for source in [folder, *([Path(args.shared)] if args.shared else [])]:
+        for path in sorted(source.glob("*_s*.pt")):
+            name, seed = path.stem.rsplit("_s", 1)
+            runs.setdefault(name, {}).setdefault(int(seed), torch.load(path, weights_only=True))
     results: dict = {"clips": len(labels), "runs": {}, "families": {}, "classes": {}}
     for name, by_seed in sorted(runs.items()):
         accs = [T.accuracy(r["logits"], labels) for r in by_seed.values()]
@@ -272,6 +283,7 @@ def targets(args: argparse.Namespace) -> dict:
                 f"{folder}: no frame_pretrained_s*.pt or labels.pt; run measure into it"
             )
         labels = torch.load(folder / "labels.pt", weights_only=True)
+        _same_clips(labels, shared)
         runs = []
         for seed in seeds:
             logits = {
@@ -375,6 +387,7 @@ def main() -> None:
     r.add_argument("--split", choices=("val", "test"), default="val")
     r.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
     r.add_argument("--table1", action="store_true")
+    r.add_argument("--shared", default=None, help="a folder of the runs --logits lacks")
     r.add_argument("--json", default=None)
     g = sub.add_parser("targets")
     g.add_argument("--logits", nargs="+", required=True, help="a folder per image-source run")

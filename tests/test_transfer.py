@@ -156,6 +156,14 @@ def test_world_checkpoints_ship_small_and_describe_themselves():
             assert payload["model"]["stream"] == kind and payload["model"]["data"]
             _, names = T.load_stream(kind, path)
             assert tuple(names) == classes[name]
+        # each stream's source and target files were trained with today's recipes, so the
+        # script's defaults rebuild them (the seed is recorded, and pretrain seeds the weights)
+        for name, recipe in (
+            (T.SOURCE_CHECKPOINTS[kind], T.PRETRAIN_RECIPES[kind]),
+            (T.TARGET_CHECKPOINTS[kind], T.FINETUNE_RECIPES[kind]),
+        ):
+            config = dict(read_checkpoint(T.CHECKPOINT_DIR / name)["config"])
+            assert config.pop("seed") == 0 and T.Recipe(**config) == recipe, name
 
 
 def test_world_clips_render_on_the_fly_and_cut_each_streams_input():

@@ -89,3 +89,7 @@ def test_targets_pool_every_source_run_and_fine_tuning_seed(
     monkeypatch.setattr(sys, "argv", ["transfer_world.py", "targets", "--logits", str(shared)])
     with pytest.raises(SystemExit, match="frame_pretrained"):
         script.main()
+    torch.save(labels.flip(0), shared / "labels.pt")  # the shared runs scored other clips
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="other clips"):
+        script.main()
