@@ -3,7 +3,7 @@
     python scripts/transfer_world.py pretrain            # writes the three source checkpoints
     python scripts/transfer_world.py measure --logits DIR --seeds 0 1 2 [--split test]
     python scripts/transfer_world.py report --logits DIR [--split test] --table1 [--json F]
-    python scripts/transfer_world.py targets --logits DIR0 DIR1 DIR2 [--shared DIR]
+    python scripts/transfer_world.py targets --logits DIR0 DIR1 DIR2 [--shared DIR ...]
 
 ``pretrain``: the tiny I3D on the video source (17 classes, ``--video-clips`` per class, seed 0)
 and the tiny Xception on the image source (10 object classes, ``--images`` object-centred
@@ -196,10 +196,10 @@ def report(args: argparse.Namespace) -> dict:
     """Read the logits of ``measure`` runs and summarise: streams, transfer, fusion, Table 1."""
     folder = Path(args.logits)
     labels = torch.load(folder / "labels.pt", weights_only=True)
-    _same_clips(labels, [Path(args.shared)] if args.shared else [])
+    _same_clips(labels, [Path(f) for f in args.shared])
     runs: dict[str, dict[int, dict]] = {}
     # the folder's own runs first; --shared fills in the runs the folder lacks
-    for source in [folder, *([Path(args.shared)] if args.shared else [])]:
+    for source in [folder, *map(Path, args.shared)]:
         for path in sorted(source.glob("*_s*.pt")):
             name, seed = path.stem.rsplit("_s", 1)
             runs.setdefault(name, {}).setdefault(int(seed), torch.load(path, weights_only=True))
@@ -271,7 +271,7 @@ def targets(args: argparse.Namespace) -> dict:
     """Issue 18's targets (``transfer.TARGETS``) over every pair of an image-source pretraining
     run (one ``--logits`` folder each) and a fine-tuning seed; runs that do not depend on the
     image source (temporal stream, frame from scratch) may come from ``--shared``."""
-    shared = [Path(args.shared)] if args.shared else []
+    shared = [Path(f) for f in args.shared]
     margins: dict[str, list[float]] = {name: [] for name in T.TARGETS}
     per_source: dict[str, dict[str, float]] = {}
     for folder in map(Path, args.logits):
@@ -387,11 +387,13 @@ def main() -> None:
     r.add_argument("--split", choices=("val", "test"), default="val")
     r.add_argument("--checkpoints", default=str(T.CHECKPOINT_DIR))
     r.add_argument("--table1", action="store_true")
-    r.add_argument("--shared", default=None, help="a folder of the runs --logits lacks")
+    r.add_argument("--shared", nargs="*", default=[], help="folders of runs --logits lacks")
     r.add_argument("--json", default=None)
     g = sub.add_parser("targets")
     g.add_argument("--logits", nargs="+", required=True, help="a folder per image-source run")
-    g.add_argument("--shared", default=None, help="runs that do not depend on the image source")
+    g.add_argument(
+        "--shared", nargs="*", default=[], help="runs that do not depend on the image source"
+    )
     g.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
