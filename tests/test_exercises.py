@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from exercise_checks import accepted, refused
 
 import hartutor  # noqa: F401  (first: torchvision and timm import cleanly after it)
 from hartutor.course import check, exercises
@@ -19,18 +20,6 @@ from hartutor.metrics import ClassificationResult
 from hartutor.synth import CLASS_NAMES, REVERSAL_PAIRS
 
 OWN = ("00-", "01-", "02-", "03-", "04-", "08-", "09-")
-
-
-def refused(capsys: pytest.CaptureFixture[str], exercise_id: str, answer: object, **context) -> str:
-    """Check that ``answer`` is refused; return the explanation printed."""
-    assert check(exercise_id, answer, **context) is False
-    out = capsys.readouterr().out
-    assert f"Exercise {exercise_id}: not yet." in out, out
-    return out.split("not yet.", 1)[1].strip()
-
-
-def accepted(exercise_id: str, answer: object, **context) -> None:
-    assert check(exercise_id, answer, quiet=True, **context) is True
 
 
 def test_every_exercise_of_these_notebooks_is_registered():

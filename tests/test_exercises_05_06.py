@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_checks import accepted, refused
 from torch import nn
 
 import hartutor  # noqa: F401  (first: torchvision and timm import cleanly after it)
@@ -32,18 +33,6 @@ IDS = (
     "06-any-order",
     "06-images-named",
 )
-
-
-def refused(capsys: pytest.CaptureFixture[str], exercise_id: str, answer: object, **context) -> str:
-    """Check that ``answer`` is refused; return the explanation printed."""
-    assert check(exercise_id, answer, **context) is False
-    out = capsys.readouterr().out
-    assert f"Exercise {exercise_id}: not yet." in out, out
-    return out.split("not yet.", 1)[1].strip()
-
-
-def accepted(exercise_id: str, answer: object, **context) -> None:
-    assert check(exercise_id, answer, quiet=True, **context) is True
 
 
 def test_every_exercise_of_notebooks_05_and_06_is_registered():

@@ -7,8 +7,8 @@ and reads the hint it prints: a checker that accepts anything fails these tests.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
+from exercise_checks import refused
 
 import hartutor  # noqa: F401  (first: torchvision and timm import cleanly after it)
 from hartutor.course import check, exercises
@@ -23,14 +23,6 @@ def _report() -> FusionReport:
     temporal[TARGET_CLASSES.index("drink")] = 0.0
     temporal[TARGET_CLASSES.index("drink"), 0] = 1.0  # one appearance clip wrong of six
     return FusionReport(TARGET_CLASSES, labels, {"temporal": temporal, "frame": frame})
-
-
-def refused(capsys: pytest.CaptureFixture[str], exercise_id: str, answer: object, **context) -> str:
-    """Check that ``answer`` is refused; return the explanation printed."""
-    assert check(exercise_id, answer, **context) is False
-    out = capsys.readouterr().out
-    assert f"Exercise {exercise_id}: not yet." in out, out
-    return out.split("not yet.", 1)[1].strip()
 
 
 def test_every_exercise_of_these_notebooks_is_registered():
