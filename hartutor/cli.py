@@ -797,7 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
             "appearance-defined and one both clip, each stream's top-3 marked right or wrong. "
             "Clips: in each family, class number (--seed mod the family's size), its first "
             "clip in the held-out target test set rendered with --seed; never chosen by "
-            "whether a model is right on it."
+            "whether a model is right on it. Each family's row also gives each stream's and "
+            "the fusion's top-1 on that family's clips of the same test split (10 per class), "
+            "so one clip a stream misses does not stand for the whole family."
         ),
     )
     p.add_argument(

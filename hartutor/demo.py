@@ -6,7 +6,9 @@ in the synthetic transfer world (:mod:`hartutor.synth.world`): the fine-tuned te
 softmax-mean fusion on one held-out test clip of each family of classes (motion-defined,
 appearance-defined, both), chosen by :func:`world_demo_clips`' rule and never by whether a
 model is right on it. It prints each stream's top-3 and the fusion's beside the true label and
-writes a figure marking each top-1 right or wrong.
+writes a figure marking each top-1 right or wrong. One clip can be one a stream happens to
+miss, so each family's row also gives every scorer's top-1 on that family's clips of the same
+held-out test split (:func:`world_family_top1`, :data:`WORLD_FAMILY_CLIPS` per class).
 
 ``motion=True`` runs the older tiny fusion of the motion-only synthetic set (reversal pairs, so
 the single-frame stream's blind spot shows). Given a real video, it runs the full-size models
@@ -52,6 +54,17 @@ WORLD_DEMO_RULE = (
     "per family, its class number (seed mod family size) and that class's first clip in the "
     "held-out test set of this seed, whatever the models predict"
 )
+#: Clips per class of the seed's held-out test split on which the default demo measures each
+#: scorer's top-1 per family (13 classes: 60 motion, 30 appearance, 40 both clips; about ten
+#: seconds on one core). docs/results.md gives the 520-clip figures.
+WORLD_FAMILY_CLIPS = 10
+#: The demo's scorer names of the world fusion -> the rules of
+#: :class:`~hartutor.transfer.FusionReport`.
+WORLD_SCORER_RULES = {
+    "temporal (i3d)": "temporal",
+    "frame (xception)": "frame",
+    "fused": "softmax_mean",
+}
 
 
 @dataclass
@@ -69,6 +82,19 @@ class Prediction:
 
 
 @dataclass
+class FamilyTop1:
+    """Each scorer's top-1 on the ``clips`` held-out test clips of one family of classes."""
+
+    family: str
+    clips: int
+    top1: dict[str, float]  # scorer (as in :class:`Prediction`) -> top-1 in [0, 1]
+
+    def describe(self) -> str:
+        scores = ", ".join(f"{scorer} {value:.0%}" for scorer, value in self.top1.items())
+        return f"top-1 on the {self.clips} test clips of family {self.family}: {scores}"
+
+
+@dataclass
 class ClipResult:
     """What the demo found for one clip."""
 
@@ -77,6 +103,7 @@ class ClipResult:
     predictions: list[Prediction]
     frames: np.ndarray = field(repr=False)  # uint8 (T, H, W, 3), for the figure
     caption: str | None = None  # the figure's row label, where shorter lines than ``name`` fit
+    family: FamilyTop1 | None = None  # the scorers on the clip's whole family (default demo)
 
     @property
     def fused(self) -> Prediction | None:
@@ -152,15 +179,44 @@ def world_demo_clips(seed: int = 0) -> list[tuple[str, int]]:
     return picks
 
 
-def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[str]]:
+def world_family_top1(
+    fusion: torch.nn.Module, seed: int = 0, clips_per_class: int = WORLD_FAMILY_CLIPS
+) -> dict[str, FamilyTop1]:
+    """Family -> each scorer's top-1 (:data:`WORLD_SCORER_RULES`) of the world ``fusion``'s
+    streams on the first ``clips_per_class`` clips of every class of the held-out test split
+    rendered with ``seed``: the split :func:`world_demo_clips` takes its clips from (they are
+    among these), scored by :func:`hartutor.transfer.fusion_report`."""
+    from hartutor import transfer
+    from hartutor.synth.world import FAMILIES, TARGET_CLASSES
+    from hartutor.validation import int_rule
+
+    int_rule("family_clips", 1, 256)(clips_per_class, "family_clips")
+    test = transfer.render_streams(TARGET_CLASSES, clips_per_class, seed=seed, split="test")
+    report = transfer.fusion_report(fusion.streams["temporal"], fusion.streams["frame"], test)
+    families = {}
+    for family, names in FAMILIES.items():
+        members = torch.tensor([TARGET_CLASSES.index(n) for n in names])
+        families[family] = FamilyTop1(
+            family,
+            int(torch.isin(test.labels, members).sum()),
+            {scorer: report.accuracy(rule, family) for scorer, rule in WORLD_SCORER_RULES.items()},
+        )
+    return families
+
+
+def run_world(
+    seed: int = 0, *, top: int = 3, family_clips: int = WORLD_FAMILY_CLIPS
+) -> tuple[list[ClipResult], list[str]]:
     """The transfer world's fusion (:func:`hartutor.transfer.world_fusion`: the temporal stream
     on 16 frames of 32x32, the frame stream on 4 of 96x96, both fine-tuned from their source
     checkpoints, fused by softmax mean) on :func:`world_demo_clips`, with each stream's and the
-    fusion's top-``top``."""
+    fusion's top-``top``, and their top-1 on each clip's family (:func:`world_family_top1` on
+    ``family_clips`` test clips per class)."""
     from hartutor import transfer
     from hartutor.synth.world import FAMILY_OF, TARGET_CLASSES
 
     fusion, names = transfer.world_fusion()
+    families = world_family_top1(fusion, seed, family_clips)
     test = transfer.target_clips(len(TARGET_CLASSES), seed=seed, split="test")
     results = []
     for name, index in world_demo_clips(seed):
@@ -174,6 +230,7 @@ def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[st
             for kind, z in output.streams.items()
         ]
         predictions.append(_top(output.probabilities[0], names, top, "fused"))
+        assert [p.scorer for p in predictions] == list(WORLD_SCORER_RULES)
         family = FAMILY_OF[name]
         results.append(
             ClipResult(
@@ -182,12 +239,15 @@ def run_world(seed: int = 0, *, top: int = 3) -> tuple[list[ClipResult], list[st
                 predictions,
                 frames,
                 caption=f"{name}\n{family}\ntest clip {index}",
+                family=families[family],
             )
         )
     return results, [
         f"clips: {WORLD_DEMO_RULE} (seed {seed})",
+        f"family top-1: on the first {family_clips} clips of every class of the same held-out "
+        f"test split (seed {seed}), the shown clips among them",
         "transfer world: temporal stream (i3d) 16 frames of 32x32, frame stream (xception) "
-        "4 frames of 96x96, fused by softmax mean; measured over the whole test set in "
+        "4 frames of 96x96, fused by softmax mean; measured over 520 test clips in "
         "docs/results.md",
     ]
 
@@ -281,11 +341,13 @@ def run_demo(
     out: str | Path | None = "hartutor-demo.png",
     top: int = 3,
     motion: bool = False,
+    family_clips: int = WORLD_FAMILY_CLIPS,
 ) -> DemoResult:
     """The main job (see the module docstring); returns what it printed, for notebooks.
 
     Default: the transfer world's fusion on one test clip per family (``num_clips`` is not
-    used). ``motion=True``: the motion-only tiny fusion on ``num_clips`` synthetic clips.
+    used), and each scorer's top-1 per family on ``family_clips`` test clips per class.
+    ``motion=True``: the motion-only tiny fusion on ``num_clips`` synthetic clips.
     ``video``: a real video file.
     """
     from hartutor.synth import render_clip
@@ -293,9 +355,13 @@ def run_demo(
     notes: list[str] = []
     title = None
     if video is None and not motion:
-        results, extra = run_world(seed, top=top)
+        results, extra = run_world(seed, top=top, family_clips=family_clips)
         mode = "world"
-        title = f"Transfer world, seed {seed}. Clips: {WORLD_DEMO_RULE}"
+        title = (
+            f"Transfer world, seed {seed}. Clips: {WORLD_DEMO_RULE}\n"
+            f"above each panel: its top-1 on the row's family, over the first {family_clips} "
+            "clips of each class of the same test split"
+        )
     elif video is None:
         from hartutor.validation import DEMO_CLIPS
 
@@ -343,10 +409,26 @@ def run_demo(
                     for c in results
                 ],
                 title=title,
+                notes=_family_notes(results),
             ),
             out,
         )
     return DemoResult(mode, results, figure, notes)
+
+
+def _family_notes(results: Sequence[ClipResult]) -> list[list[str]] | None:
+    """Per row, per scorer, the line above its panel: its top-1 on the clip's family."""
+    if not any(c.family for c in results):
+        return None
+    return [
+        [
+            f"top-1 on {c.family.clips} {c.family.family} clips: {c.family.top1[p.scorer]:.0%}"
+            if c.family and p.scorer in c.family.top1
+            else ""
+            for p in c.predictions
+        ]
+        for c in results
+    ]
 
 
 def format_result(result: DemoResult) -> str:
@@ -361,6 +443,8 @@ def format_result(result: DemoResult) -> str:
             if clip.true_label is not None:
                 mark = "  correct" if p.labels[0] == clip.true_label else "  wrong"
             lines.append(f"  {p.scorer:<{width}}  {p.describe()}{mark}")
+        if clip.family is not None:
+            lines.append(f"  {clip.family.describe()}")
     accuracy = result.fused_accuracy
     if accuracy is not None:
         lines.append(f"\nfused top-1 on these clips: {accuracy:.0%}")
@@ -372,9 +456,11 @@ def format_result(result: DemoResult) -> str:
 
 __all__ = [
     "DemoResult",
+    "FamilyTop1",
     "format_result",
     "full_weights_available",
     "run_demo",
     "shipped_checkpoint",
     "world_demo_clips",
+    "world_family_top1",
 ]

@@ -291,22 +291,31 @@ PredictionRow = tuple[
 
 
 def prediction_figure(
-    rows: Sequence[PredictionRow], *, num_frames: int = 4, title: str | None = None
+    rows: Sequence[PredictionRow],
+    *,
+    num_frames: int = 4,
+    title: str | None = None,
+    notes: Sequence[Sequence[str]] | None = None,
 ) -> Figure:
     """Frames of each clip beside horizontal bars of every scorer's top classes.
 
     One row per clip: ``num_frames`` thumbnails, then one bar panel per scorer (each stream and
     the fused score). A bar naming the true class is green, others grey; where the true class
     is known, each panel says whether its top-1 is right (green) or wrong (red). ``title``
-    (for example how the clips were chosen) goes above the panels.
+    (for example how the clips were chosen) goes above the panels; ``notes[row][scorer]``, a
+    line above that panel (for example the scorer's accuracy on more clips than the one shown).
     """
     from matplotlib.figure import Figure
 
     if not rows:
         raise ValueError("prediction_figure needs at least one clip")
+    if notes is not None and len(notes) != len(rows):
+        raise ValueError(f"{len(notes)} rows of notes for {len(rows)} clips")
     num_scorers = max(len(r[3]) for r in rows)
-    header = 0.45 + (0.25 if title else 0.0)  # inches above the panels: titles, legend line
-    height = 1.5 * len(rows) + header
+    title_lines = title.count("\n") + 1 if title else 0
+    header = 0.45 + 0.25 * title_lines  # inches above the panels: titles, legend line
+    row_height = 1.5 + (0.2 if notes else 0.0)  # a note line above each panel
+    height = row_height * len(rows) + header
     fig = Figure(figsize=(1.1 * num_frames + 3.2 * num_scorers, height), dpi=100)
     # frames close together on the left; bar charts spaced for their class-name tick labels
     outer = fig.add_gridspec(
@@ -319,7 +328,9 @@ def prediction_figure(
         right=0.98,
     )
     frame_grid = outer[0].subgridspec(len(rows), num_frames, wspace=0.05)
-    score_grid = outer[1].subgridspec(len(rows), num_scorers, wspace=1.1)
+    score_grid = outer[1].subgridspec(
+        len(rows), num_scorers, wspace=1.1, hspace=0.5 if notes else None
+    )
     for r, (name, frames, truth, scorers) in enumerate(rows):
         frames = _as_frames(frames)
         picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
@@ -338,8 +349,11 @@ def prediction_figure(
             ax.set_yticks(y, [str(label) for label in labels], fontsize=7)
             ax.set_xlim(0, 1)
             ax.tick_params(axis="x", labelsize=6)
+            note = notes[r][s] if notes is not None and s < len(notes[r]) else ""
             if r == 0:
-                ax.set_title(scorer, fontsize=9)
+                ax.set_title(scorer, fontsize=9, pad=14 if note else None)
+            if note:
+                ax.text(0.5, 1.03, note, transform=ax.transAxes, ha="center", fontsize=7.5)
             if truth is not None and len(labels):
                 right = labels[0] == truth
                 ax.text(

@@ -108,7 +108,7 @@ def test_world_rule_takes_one_test_clip_per_family_and_walks_through_every_class
 def test_default_demo_shows_one_clip_per_family_with_every_streams_top3(seed, tmp_path):
     from hartutor.synth.world import FAMILIES, TARGET_CLASSES
 
-    result = demo.run_demo(seed=seed, out=tmp_path / "demo.png")
+    result = demo.run_demo(seed=seed, out=tmp_path / "demo.png", family_clips=2)
     assert result.mode == "world"
     assert [c.true_label for c in result.clips] == [n for n, _ in demo.world_demo_clips(seed)]
     for clip, family, (name, index) in zip(
@@ -137,7 +137,7 @@ def test_default_demo_scores_are_the_shipped_streams_softmax_and_their_mean():
     from hartutor.synth.world import TARGET_CLASSES
 
     seed = 2
-    result = demo.run_demo(seed=seed, out=None, top=len(TARGET_CLASSES))
+    result = demo.run_demo(seed=seed, out=None, top=len(TARGET_CLASSES), family_clips=1)
     adapters = transfer.stream_adapters()
     for clip, (_, index) in zip(result.clips, demo.world_demo_clips(seed), strict=True):
         video = _world_test_item(seed, index)["video"].mul(2).sub(1)[None]
@@ -171,7 +171,7 @@ def test_default_demo_picks_the_same_clips_whatever_the_models_predict(monkeypat
     from hartutor.models.fusion import LateFusion
     from hartutor.synth.world import TARGET_CLASSES
 
-    shipped = demo.run_demo(seed=1, out=None)
+    shipped = demo.run_demo(seed=1, out=None, family_clips=1)
     torch.manual_seed(0)
     random_streams = {k: transfer.build_stream(k, len(TARGET_CLASSES)) for k in transfer.STREAMS}
 
@@ -182,10 +182,146 @@ def test_default_demo_picks_the_same_clips_whatever_the_models_predict(monkeypat
         return fusion.eval(), list(TARGET_CLASSES)
 
     monkeypatch.setattr(transfer, "world_fusion", random_fusion)
-    other = demo.run_demo(seed=1, out=None)
+    other = demo.run_demo(seed=1, out=None, family_clips=1)
     assert [c.name for c in other.clips] == [c.name for c in shipped.clips]
     for a, b in zip(other.clips, shipped.clips, strict=True):
         assert np.array_equal(a.frames, b.frames)
     assert [p.probabilities for p in other.clips[0].predictions] != [
         p.probabilities for p in shipped.clips[0].predictions
     ]
+
+
+def _independent_family_top1(seed: int, clips_per_class: int) -> dict[str, dict[str, float]]:
+    """Family -> scorer -> top-1, from the shipped checkpoints' logits on the seed's test split,
+    fused here by hand (softmax mean) and split into families here."""
+    from hartutor import transfer
+    from hartutor.synth.world import FAMILY_OF, TARGET_CLASSES
+
+    test = transfer.render_streams(TARGET_CLASSES, clips_per_class, seed=seed, split="test")
+    logits = {}
+    for kind in transfer.STREAMS:
+        model, _ = transfer.load_stream(
+            kind, transfer.CHECKPOINT_DIR / transfer.TARGET_CHECKPOINTS[kind]
+        )
+        logits[kind] = transfer.stream_logits(model, test.inputs[kind])
+    fused = (logits["temporal"].softmax(-1) + logits["frame"].softmax(-1)) / 2
+    predicted = {
+        "temporal (i3d)": logits["temporal"].argmax(-1),
+        "frame (xception)": logits["frame"].argmax(-1),
+        "fused": fused.argmax(-1),
+    }
+    families = [FAMILY_OF[TARGET_CLASSES[int(y)]] for y in test.labels]
+    table: dict[str, dict[str, float]] = {}
+    for family in dict.fromkeys(families):
+        keep = torch.tensor([f == family for f in families])
+        table[family] = {
+            scorer: float((p[keep] == test.labels[keep]).float().mean())
+            for scorer, p in predicted.items()
+        }
+        table[family]["clips"] = float(keep.sum())
+    return table
+
+
+def test_default_demo_gives_each_scorer_top1_on_the_clips_family(monkeypatch, tmp_path):
+    """The family figures are the streams' and the fusion's top-1 on the family's clips of the
+    seed's held-out test split (the shown clips among them), in the text and the figure."""
+    from hartutor import transfer, viz
+    from hartutor.synth.world import FAMILIES
+
+    seed = 1
+    rendered: list[tuple[dict, transfer.StreamSet]] = []
+    real_render = transfer.render_streams
+
+    def spy_render(*args, **kwargs):
+        out = real_render(*args, **kwargs)
+        rendered.append((kwargs, out))
+        return out
+
+    figures = []
+    real_figure = viz.prediction_figure
+
+    def spy_figure(*args, **kwargs):
+        figures.append(real_figure(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(transfer, "render_streams", spy_render)
+    monkeypatch.setattr(viz, "prediction_figure", spy_figure)
+    result = demo.run_demo(seed=seed, out=tmp_path / "demo.png")
+
+    # the set: the seed's test split, holding every clip shown
+    ((kwargs, test),) = rendered
+    assert kwargs["seed"] == seed and kwargs["split"] == "test"
+    assert len(test) == demo.WORLD_FAMILY_CLIPS * 13
+    for _, index in demo.world_demo_clips(seed):
+        assert int(_world_test_item(seed, index)["seed"]) in test.seeds
+
+    expected = _independent_family_top1(seed, demo.WORLD_FAMILY_CLIPS)
+    text = demo.format_result(result)
+    texts = [t.get_text() for ax in figures[0].axes for t in ax.texts]
+    for clip, family in zip(result.clips, FAMILIES, strict=True):
+        assert clip.family is not None and clip.family.family == family
+        assert clip.family.clips == expected[family]["clips"]
+        assert clip.family.clips == len(FAMILIES[family]) * demo.WORLD_FAMILY_CLIPS
+        assert list(clip.family.top1) == WORLD_SCORERS
+        for scorer in WORLD_SCORERS:
+            assert clip.family.top1[scorer] == pytest.approx(expected[family][scorer], abs=1e-6)
+            figure_note = f"top-1 on {clip.family.clips} {family} clips: "
+            assert f"{figure_note}{clip.family.top1[scorer]:.0%}" in texts
+        line = f"top-1 on the {clip.family.clips} test clips of family {family}: "
+        line += ", ".join(f"{s} {clip.family.top1[s]:.0%}" for s in WORLD_SCORERS)
+        assert line in text
+
+
+def test_family_figures_follow_the_streams_not_a_stored_table(monkeypatch):
+    """Random streams give other family figures (they are measured, never looked up), and a
+    bad clip count is a one-line error."""
+    from hartutor import transfer
+    from hartutor.errors import ArgumentError
+    from hartutor.models.fusion import LateFusion
+    from hartutor.synth.world import TARGET_CLASSES
+
+    torch.manual_seed(0)
+    streams = {k: transfer.build_stream(k, len(TARGET_CLASSES)) for k in transfer.STREAMS}
+    fusion = LateFusion(streams, mode="softmax_mean", adapters=transfer.stream_adapters()).eval()
+    test = transfer.render_streams(TARGET_CLASSES, 2, seed=3, split="test")
+    report = transfer.FusionReport(
+        test.class_names,
+        test.labels,
+        {k: transfer.stream_logits(streams[k], test.inputs[k]) for k in transfer.STREAMS},
+    )
+    families = demo.world_family_top1(fusion, seed=3, clips_per_class=2)
+    for family, scores in families.items():
+        for scorer, rule in demo.WORLD_SCORER_RULES.items():
+            assert scores.top1[scorer] == report.accuracy(rule, family)
+    with pytest.raises(ArgumentError, match="family_clips"):
+        demo.world_family_top1(fusion, seed=3, clips_per_class=0)
+
+
+def test_prediction_figure_notes_go_above_their_panels():
+    from hartutor.viz import prediction_figure
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    rows = [
+        (f"clip {i}", frames, "a", [("s1", ["a", "b"], [0.6, 0.4]), ("s2", ["b", "a"], [0.7, 0.3])])
+        for i in range(2)
+    ]
+    notes = [["n00", "n01"], ["n10", "n11"]]
+    fig = prediction_figure(rows, notes=notes)
+    panels = [ax for ax in fig.axes if ax.texts]
+    assert [[t.get_text() for t in ax.texts if t.get_text().startswith("n")] for ax in panels] == [
+        ["n00"],
+        ["n01"],
+        ["n10"],
+        ["n11"],
+    ]
+    with pytest.raises(ValueError, match="rows of notes"):
+        prediction_figure(rows, notes=notes[:1])
+
+
+def test_cli_help_states_the_family_clip_count(capsys):
+    from hartutor.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"same test split ({demo.WORLD_FAMILY_CLIPS} per class)" in help_text
