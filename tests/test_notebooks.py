@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,79 @@ def test_notebook_is_committed_without_outputs(path: Path):
         f"{path.name}: cells {dirty} carry outputs or execution counts; clear them before "
         "committing (jupyter nbconvert --clear-output --inplace)"
     )
+
+
+_EXERCISE = re.compile(r"\*\*Exercise ([0-9]+b?-[a-z0-9-]+)\.\*\*")
+
+
+def exercise_layout_problems(notebook_name: str, cells: list) -> list[str]:
+    """What breaks the exercise contract in a notebook's cells: each ``**Exercise NN-name.**``
+    is followed, before the next one, by an answer cell (tag "answer", left at ``...``), a cell
+    checking the answer, and a hidden solution cell (tag "solution") asserting its check; the
+    id starts with the notebook's number and has a checker; every "# Solution" cell is hidden."""
+    from hartutor.course import exercises
+
+    registered = set(exercises())
+    prefix = notebook_name.split("_", 1)[0] + "-"
+    problems = []
+    starts = [
+        (i, m.group(1))
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "markdown"
+        for m in [_EXERCISE.search("".join(cell["source"]))]
+        if m
+    ]
+    for n, (start, exercise_id) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(cells)
+        code = [c for c in cells[start + 1 : end] if c["cell_type"] == "code"]
+        tags = [set(c.get("metadata", {}).get("tags", [])) for c in code]
+        text = ["".join(c["source"]) for c in code]
+        if not exercise_id.startswith(prefix) or exercise_id not in registered:
+            problems.append(f"{exercise_id}: not a registered id of this notebook ({prefix}...)")
+        if not any("answer" in t and "= ..." in x for t, x in zip(tags, text, strict=True)):
+            problems.append(f"{exercise_id}: no answer cell (tag 'answer', left at '...')")
+        if not any(f'check("{exercise_id}", answer' in x for x in text):
+            problems.append(f"{exercise_id}: no cell checks the student's answer")
+        if not any(
+            "solution" in t and f'assert check("{exercise_id}"' in x
+            for t, x in zip(tags, text, strict=True)
+        ):
+            problems.append(f"{exercise_id}: no solution cell asserting its check")
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"]).lstrip()
+        hidden = cell.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+        if cell["cell_type"] == "code" and source.startswith("# Solution") and not hidden:
+            problems.append(f"cell {i}: a solution in plain view (set jupyter.source_hidden)")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_follows_the_contract(path: Path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert exercise_layout_problems(path.name, cells) == []
+
+
+def test_the_exercise_contract_check_can_fail():
+    def cell(kind: str, source: str, **metadata) -> dict:
+        return {"cell_type": kind, "source": [source], "metadata": metadata}
+
+    good = [
+        cell("markdown", "**Exercise 00-clip-seconds.** How long?"),
+        cell("code", "answer = ...  # seconds", tags=["answer"]),
+        cell("code", 'check("00-clip-seconds", answer, clip=clip)'),
+        cell(
+            "code",
+            '# Solution\nassert check("00-clip-seconds", 2.0, quiet=True)',
+            tags=["solution"],
+            jupyter={"source_hidden": True},
+        ),
+    ]
+    assert exercise_layout_problems("00_the_data.ipynb", good) == []
+    shown = [*good[:3], cell("code", good[3]["source"][0], tags=["solution"])]
+    assert "plain view" in exercise_layout_problems("00_the_data.ipynb", shown)[0]
+    answered = [good[0], cell("code", "answer = 2.0", tags=["answer"]), *good[2:]]
+    assert "no answer cell" in exercise_layout_problems("00_the_data.ipynb", answered)[0]
+    assert "not a registered id" in exercise_layout_problems("01_single_frame.ipynb", good)[0]
 
 
 def figures_shown_as_text(cells: list) -> list[int]:
