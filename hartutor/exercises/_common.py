@@ -1,4 +1,5 @@
-"""Small helpers the checkers share: reading numbers and mappings out of a student's answer."""
+"""Small helpers the checkers share: reading flags, numbers and mappings out of a student's
+answer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def as_number(answer: object, what: str) -> float | str:
     if not math.isfinite(value):
         return f"{what} should be a finite number, got {value}."
     return value
+
+
+def as_flag(answer: object, what: str) -> bool | str:
+    """``answer`` as True or False (a Python, NumPy or one-element torch bool), or a sentence
+    saying why it is not one."""
+    if hasattr(answer, "item"):
+        answer = answer.item()  # type: ignore[union-attr]
+    if not isinstance(answer, bool):
+        return f"{what} should be True or False, got {answer!r}."
+    return answer
 
 
 def as_numbers(answer: object, length: int, what: str) -> list[float] | str:

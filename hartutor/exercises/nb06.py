@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from hartutor.course import exercise
-from hartutor.exercises._common import as_number, close
+from hartutor.exercises._common import as_flag, as_number, close
 from hartutor.params import count_parameters, layer_cost
 
 
@@ -141,8 +140,9 @@ def _any_order(
 ) -> str | None:
     if model is None or clip is None:
         return "run the cells of section 4 first: the check needs model=tiny and a clip."
-    if not isinstance(answer, bool | np.bool_):
-        return f"Give True or False, got {answer!r}."
+    flag = as_flag(answer, "The answer")
+    if isinstance(flag, str):
+        return flag
     kept = model.consensus
     generator = torch.Generator().manual_seed(0)
     try:
@@ -159,7 +159,7 @@ def _any_order(
             )
     finally:
         model.consensus = kept
-    if bool(answer) == truth:
+    if flag == truth:
         return None
     return (
         "try it: set tiny.consensus = 'logit_mean', compare tiny(clip) with "

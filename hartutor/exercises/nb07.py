@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from hartutor.course import exercise
-from hartutor.exercises._common import as_mapping, as_number, as_pair, close
+from hartutor.exercises._common import as_flag, as_mapping, as_number, as_pair, close
 
 RULES = ("logit_sum", "softmax_mean")
 
@@ -32,14 +32,6 @@ def weighted_like_sharpened(
     return same
 
 
-def _as_flag(value: object, what: str) -> bool | str:
-    if hasattr(value, "item"):
-        value = value.item()  # type: ignore[union-attr]
-    if not isinstance(value, bool):
-        return f"{what} should be True or False, got {value!r}."
-    return value
-
-
 @exercise(
     "07-weight-temperature",
     "Say for each rule whether weighting Xception 2 (I3D 1) fuses exactly like doubling "
@@ -50,7 +42,7 @@ def _weight_temperature(
 ) -> str | None:
     if not isinstance(answer, Mapping) or set(answer) != set(RULES):
         return f"Give a dict with the keys {list(RULES)}, each True or False."
-    flags = {rule: _as_flag(answer[rule], f"answer[{rule!r}]") for rule in RULES}
+    flags = {rule: as_flag(answer[rule], f"answer[{rule!r}]") for rule in RULES}
     problems = [f for f in flags.values() if isinstance(f, str)]
     if problems:
         return problems[0]  # type: ignore[return-value]
