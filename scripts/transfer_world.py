@@ -184,25 +184,28 @@ def measure(args: argparse.Namespace) -> None:
                         )
 
 
-def _same_clips(labels: torch.Tensor, folders: list[Path]) -> None:
-    """Refuse logits of other held-out clips: every folder's labels must be ``labels``."""
-    for folder in folders:
-        path = folder / "labels.pt"
+def _load_runs(folder: Path, shared: list[Path]) -> tuple[torch.Tensor, dict[str, dict[int, dict]]]:
+    """The held-out labels of ``folder`` and its runs by name and seed (``measure``'s files),
+    then the runs of the ``shared`` folders it lacks; shared runs scored on other clips (their
+    ``labels.pt`` differs) are refused."""
+    if not (folder / "labels.pt").is_file():
+        raise SystemExit(f"{folder}: no labels.pt; run measure into it")
+    labels = torch.load(folder / "labels.pt", weights_only=True)
+    for other in shared:
+        path = other / "labels.pt"
         if path.is_file() and not torch.equal(torch.load(path, weights_only=True), labels):
-            raise SystemExit(f"{folder}: its runs scored other clips (labels.pt differs)")
+            raise SystemExit(f"{other}: its runs scored other clips (labels.pt differs)")
+    runs: dict[str, dict[int, dict]] = {}
+    for source in [folder, *shared]:
+        for path in sorted(source.glob("*_s*.pt")):
+            name, seed = path.stem.rsplit("_s", 1)
+            runs.setdefault(name, {}).setdefault(int(seed), torch.load(path, weights_only=True))
+    return labels, runs
 
 
 def report(args: argparse.Namespace) -> dict:
     """Read the logits of ``measure`` runs and summarise: streams, transfer, fusion, Table 1."""
-    folder = Path(args.logits)
-    labels = torch.load(folder / "labels.pt", weights_only=True)
-    _same_clips(labels, [Path(f) for f in args.shared])
-    runs: dict[str, dict[int, dict]] = {}
-    # the folder's own runs first; --shared fills in the runs the folder lacks
-    for source in [folder, *map(Path, args.shared)]:
-        for path in sorted(source.glob("*_s*.pt")):
-            name, seed = path.stem.rsplit("_s", 1)
-            runs.setdefault(name, {}).setdefault(int(seed), torch.load(path, weights_only=True))
+    labels, runs = _load_runs(Path(args.logits), [Path(f) for f in args.shared])
     results: dict = {"clips": len(labels), "runs": {}, "families": {}, "classes": {}}
     for name, by_seed in sorted(runs.items()):
         accs = [T.accuracy(r["logits"], labels) for r in by_seed.values()]
@@ -259,38 +262,29 @@ def report(args: argparse.Namespace) -> dict:
     return results
 
 
-def _run_logits(folders: list[Path], name: str, seed: int) -> torch.Tensor:
-    for folder in folders:
-        path = folder / f"{name}_s{seed}.pt"
-        if path.is_file():
-            return torch.load(path, weights_only=True)["logits"]
-    raise SystemExit(f"no run {name}_s{seed}.pt in {', '.join(map(str, folders))}: run measure")
-
-
 def targets(args: argparse.Namespace) -> dict:
     """Issue 18's targets (``transfer.TARGETS``) over every pair of an image-source pretraining
     run (one ``--logits`` folder each) and a fine-tuning seed; runs that do not depend on the
     image source (temporal stream, frame from scratch) may come from ``--shared``."""
     shared = [Path(f) for f in args.shared]
+    names = [(kind, init) for kind in T.STREAMS for init in ("pretrained", "scratch")]
     margins: dict[str, list[float]] = {name: [] for name in T.TARGETS}
     per_source: dict[str, dict[str, float]] = {}
     for folder in map(Path, args.logits):
         seeds = sorted(
             int(p.stem.rsplit("_s", 1)[1]) for p in folder.glob("frame_pretrained_s*.pt")
         )
-        if not seeds or not (folder / "labels.pt").is_file():
-            raise SystemExit(
-                f"{folder}: no frame_pretrained_s*.pt or labels.pt; run measure into it"
-            )
-        labels = torch.load(folder / "labels.pt", weights_only=True)
-        _same_clips(labels, shared)
+        if not seeds:
+            raise SystemExit(f"{folder}: no frame_pretrained_s*.pt; run measure into it")
+        labels, found = _load_runs(folder, shared)
         runs = []
         for seed in seeds:
-            logits = {
-                (kind, init): _run_logits([folder, *shared], f"{kind}_{init}", seed)
-                for kind in T.STREAMS
-                for init in ("pretrained", "scratch")
-            }
+            lacking = [
+                f"{k}_{i}_s{seed}.pt" for k, i in names if seed not in found.get(f"{k}_{i}", {})
+            ]
+            if lacking:
+                raise SystemExit(f"{folder} and --shared lack {', '.join(lacking)}: run measure")
+            logits = {(k, i): found[f"{k}_{i}"][seed]["logits"] for k, i in names}
             runs.append(T.target_margins(T.TARGET_CLASSES, labels, logits))
         for name in T.TARGETS:
             margins[name].extend(run[name] for run in runs)
