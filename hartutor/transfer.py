@@ -578,6 +578,10 @@ class FusionReport:
         right = self.predictions[rule][keep] == self.labels[keep]
         return float(right.float().mean()) if keep.any() else math.nan
 
+    def clips(self, family: str | None = None) -> int:
+        """How many clips :meth:`accuracy` counts for ``family`` (or all clips)."""
+        return int(self._family_mask(family).sum())
+
     def _family_mask(self, family: str | None) -> torch.Tensor:
         if family is None:
             return torch.ones(len(self.labels), dtype=torch.bool)

@@ -85,6 +85,8 @@ def test_fusion_report_counts_families_and_disagreements():
     assert report.accuracy("frame", "motion") == pytest.approx(1 / 6)
     assert report.accuracy("temporal", "appearance") == pytest.approx(1 / 3)
     assert report.accuracy("frame", "appearance") == 1.0
+    assert report.clips("appearance") == 3 and report.clips("motion") == 6
+    assert report.clips() == len(names)
     dis = report.disagreements()
     assert cup in dis["fusion_right_both_wrong"]
     rows = {row["family"]: row for row in report.family_table()}
